@@ -1,0 +1,3 @@
+from encmond.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,153 @@
+"""Comparing one measurement of a table on source and target, with rechecks.
+
+A first difference may only mean the target is behind. Before it counts, the
+target waits (MASTER_GTID_WAIT) for the source position read after the first
+measurement, and both sides are measured again. The tables have diverged only
+when both sides then measure the same as in the round before and still
+differ; a side that keeps changing is "in flux" and is compared on the next
+run instead of raising an alert.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from encmond.config import Table
+from encmond.db import Database
+from encmond.model import Check, Result, Status
+from encmond.replication import source_position, wait_for_position
+from encmond.runner import CheckContext
+
+MATCH = "match"
+DIVERGED = "diverged"
+IN_FLUX = "in_flux"
+BEHIND = "behind"
+MISSING = "missing"
+NOT_COMPARABLE = "not_comparable"
+
+
+@dataclass
+class Comparison:
+    """The outcome: state, the last values of both sides, and the rounds taken."""
+
+    state: str
+    source: Any = None
+    target: Any = None
+    position: str = ""
+    rounds: list[dict[str, Any]] = field(default_factory=list)
+
+
+def compare(ctx: CheckContext, measure: Callable[[Database], Any],
+            wait_timeout: float, max_rounds: int = 3) -> Comparison:
+    """Measure both sides until they match, differ stably, or rounds run out."""
+    source, target = ctx.parallel(lambda: measure(ctx.source),
+                                  lambda: measure(ctx.target))
+    comparison = Comparison(MATCH, source, target)
+    comparison.rounds.append({"source": source, "target": target})
+    for _ in range(max_rounds):
+        if comparison.source == comparison.target:
+            comparison.state = MATCH
+            return comparison
+        position = source_position(ctx.source)
+        comparison.position = position
+        if not wait_for_position(ctx.target, position, wait_timeout):
+            comparison.state = BEHIND
+            return comparison
+        source, target = ctx.parallel(lambda: measure(ctx.source),
+                                      lambda: measure(ctx.target))
+        stable = source == comparison.source and target == comparison.target
+        comparison.source, comparison.target = source, target
+        comparison.rounds.append({"source": source, "target": target,
+                                  "position": position})
+        if source != target and stable:
+            comparison.state = DIVERGED
+            return comparison
+    comparison.state = MATCH if comparison.source == comparison.target else IN_FLUX
+    return comparison
+
+
+def table_kinds(db: Database, tables: list[Table]) -> dict[Table, str]:
+    """Return TABLE_TYPE (BASE TABLE, VIEW, ...) of each table that exists."""
+    if not tables:
+        return {}
+    pairs = ", ".join(["(%s, %s)"] * len(tables))
+    args = [part for table in tables for part in (table.schema, table.name)]
+    rows = db.query(
+        "SELECT TABLE_SCHEMA AS `schema`, TABLE_NAME AS name, TABLE_TYPE AS kind "
+        f"FROM information_schema.TABLES WHERE (TABLE_SCHEMA, TABLE_NAME) IN ({pairs})",
+        args,
+    )
+    found = {(row["schema"], row["name"]): row["kind"] for row in rows}
+    return {table: found[(table.schema, table.name)]
+            for table in tables if (table.schema, table.name) in found}
+
+
+def presence_result(table: Table, source_kind: str | None,
+                    target_kind: str | None) -> Result | None:
+    """Return the result for a table that is missing or not a base table."""
+    subject = str(table)
+    missing = [side for side, kind in (("source", source_kind),
+                                       ("target", target_kind)) if kind is None]
+    if missing:
+        where = " and ".join(missing)
+        return Result(subject, Status.CRITICAL, f"table missing on the {where}",
+                      details={"state": MISSING, "missing_on": missing})
+    if source_kind != "BASE TABLE" or target_kind != "BASE TABLE":
+        return Result(subject, Status.UNKNOWN,
+                      f"not compared: a {source_kind.lower()} on the source and a "
+                      f"{target_kind.lower()} on the target",
+                      details={"state": NOT_COMPARABLE, "source_kind": source_kind,
+                               "target_kind": target_kind})
+    return None
+
+
+def comparison_result(table: Table, comparison: Comparison, what: str,
+                      metrics: dict[str, float | None],
+                      wait_timeout: float) -> Result:
+    """Turn a Comparison into a Result; ``what`` names the measurement."""
+    subject = str(table)
+    details = {"state": comparison.state, "source": comparison.source,
+               "target": comparison.target, "position": comparison.position,
+               "rounds": comparison.rounds}
+    if comparison.state == MATCH:
+        message = f"{what} matches ({comparison.source})"
+        return Result(subject, Status.OK, message, metrics, details)
+    if comparison.state == DIVERGED:
+        message = (f"{what} differs: source {comparison.source}, target "
+                   f"{comparison.target}, after the target applied source position "
+                   f"{comparison.position or '(empty)'}")
+        return Result(subject, Status.CRITICAL, message, metrics, details)
+    if comparison.state == BEHIND:
+        message = (f"{what} differs while the target is behind: it did not reach "
+                   f"source position {comparison.position} within "
+                   f"{wait_timeout:g} s; compared again on the next run")
+        return Result(subject, Status.UNKNOWN, message, metrics, details)
+    message = (f"{what} changed during the comparison (source {comparison.source}, "
+               f"target {comparison.target}); compared again on the next run")
+    return Result(subject, Status.UNKNOWN, message, metrics, details)
+
+
+class TableCheck(Check):
+    """Base of checks that compare each configured table on source and target.
+
+    Subclasses implement ``compare_table``; a table missing on either side, or
+    not a base table, gets its own result without reaching it.
+    """
+
+    def run(self, ctx: CheckContext):
+        source_kinds, target_kinds = ctx.parallel(
+            lambda: table_kinds(ctx.source, ctx.tables),
+            lambda: table_kinds(ctx.target, ctx.tables),
+        )
+        for table in ctx.tables:
+            problem = presence_result(table, source_kinds.get(table),
+                                      target_kinds.get(table))
+            if problem is not None:
+                yield problem
+                continue
+            yield self.compare_table(ctx, table)
+
+    def compare_table(self, ctx: CheckContext, table: Table) -> Result:
+        raise NotImplementedError

@@ -1,0 +1,399 @@
+"""SQLite storage: samples, latest results, alerts and the notification outbox.
+
+One writer connection takes ``BEGIN IMMEDIATE`` per batch; readers use a
+separate read-only connection. The database runs in WAL mode with
+``synchronous=NORMAL``, so a committed batch survives a killed process.
+``PRAGMA user_version`` holds the schema version; ``MIGRATIONS`` upgrades it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from encmond.model import Alert, Result, Severity, Status
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE series (
+        id INTEGER PRIMARY KEY,
+        check_name TEXT NOT NULL,
+        server TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        metric TEXT NOT NULL,
+        UNIQUE (check_name, server, subject, metric)
+    );
+    CREATE TABLE samples (
+        series_id INTEGER NOT NULL REFERENCES series (id),
+        ts REAL NOT NULL,
+        value REAL NOT NULL,
+        PRIMARY KEY (series_id, ts)
+    ) WITHOUT ROWID;
+    CREATE TABLE latest (
+        check_name TEXT NOT NULL,
+        server TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        status TEXT NOT NULL,
+        message TEXT NOT NULL,
+        metrics TEXT NOT NULL,
+        details TEXT NOT NULL,
+        ts REAL NOT NULL,
+        duration REAL,
+        PRIMARY KEY (check_name, server, subject)
+    );
+    CREATE TABLE alerts (
+        id INTEGER PRIMARY KEY,
+        check_name TEXT NOT NULL,
+        server TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        severity TEXT NOT NULL,
+        state TEXT NOT NULL,
+        message TEXT NOT NULL,
+        details TEXT NOT NULL DEFAULT '{}',
+        started_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        resolved_at REAL,
+        notified_at REAL,
+        notified_severity TEXT
+    );
+    CREATE UNIQUE INDEX alerts_open ON alerts (check_name, server, subject)
+        WHERE state != 'resolved';
+    CREATE INDEX alerts_updated ON alerts (updated_at);
+    CREATE TABLE alert_events (
+        id INTEGER PRIMARY KEY,
+        alert_id INTEGER NOT NULL REFERENCES alerts (id) ON DELETE CASCADE,
+        ts REAL NOT NULL,
+        event TEXT NOT NULL,
+        severity TEXT NOT NULL,
+        message TEXT NOT NULL
+    );
+    CREATE INDEX alert_events_alert ON alert_events (alert_id);
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY,
+        notifier TEXT NOT NULL,
+        event TEXT NOT NULL,
+        alert_id INTEGER NOT NULL,
+        payload TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_at REAL NOT NULL,
+        last_error TEXT,
+        delivered_at REAL
+    );
+    CREATE INDEX outbox_pending ON outbox (notifier, next_at) WHERE delivered_at IS NULL;
+    """,
+]
+
+ALERT_COLUMNS = (
+    "id, check_name, server, subject, severity, state, message, details, "
+    "started_at, updated_at, resolved_at, notified_at, notified_severity"
+)
+
+
+def connect(path: str, readonly: bool = False) -> sqlite3.Connection:
+    if readonly:
+        uri = Path(path).resolve().as_uri() + "?mode=ro"
+        connection = sqlite3.connect(uri, uri=True, isolation_level=None,
+                                     check_same_thread=False)
+    else:
+        connection = sqlite3.connect(path, isolation_level=None,
+                                     check_same_thread=False)
+    connection.row_factory = sqlite3.Row
+    connection.execute("PRAGMA busy_timeout = 5000")
+    return connection
+
+
+class Store:
+    """The SQLite database at ``path``, opened (and migrated) on creation."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.lock = threading.RLock()
+        self.writer = connect(path)
+        self.writer.execute("PRAGMA journal_mode = WAL")
+        self.writer.execute("PRAGMA synchronous = NORMAL")
+        self.writer.execute("PRAGMA foreign_keys = ON")
+        self.migrate()
+        self.reader = connect(path, readonly=True)
+        self.series_ids: dict[tuple[str, str, str, str], int] = {}
+
+    def migrate(self) -> None:
+        version = self.writer.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(MIGRATIONS):
+            raise RuntimeError(
+                f"{self.path} has schema version {version}, newer than this encmond "
+                f"({len(MIGRATIONS)}); upgrade encmond or use another storage.path"
+            )
+        for number in range(version, len(MIGRATIONS)):
+            with self.transaction() as db:
+                db.executescript_in_transaction(MIGRATIONS[number])
+                db.execute(f"PRAGMA user_version = {number + 1}")
+            log.info("storage %s migrated to schema version %d", self.path, number + 1)
+
+    @contextmanager
+    def transaction(self) -> Iterator[_Transaction]:
+        """Run a write batch under BEGIN IMMEDIATE; roll back if it raises."""
+        with self.lock:
+            self.writer.execute("BEGIN IMMEDIATE")
+            try:
+                yield _Transaction(self.writer)
+            except BaseException:
+                self.writer.execute("ROLLBACK")
+                raise
+            self.writer.execute("COMMIT")
+
+    def close(self) -> None:
+        with self.lock:
+            self.reader.close()
+            self.writer.close()
+
+    # Results and samples
+
+    def save_results(self, results: list[Result]) -> None:
+        with self.transaction() as db:
+            for result in results:
+                db.execute(
+                    "INSERT INTO latest VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (check_name, server, subject) DO UPDATE SET "
+                    "status = excluded.status, message = excluded.message, "
+                    "metrics = excluded.metrics, details = excluded.details, "
+                    "ts = excluded.ts, duration = excluded.duration",
+                    (result.check, result.server, result.subject, result.status.value,
+                     result.message, json.dumps(result.metrics),
+                     json.dumps(result.details, default=str), result.time,
+                     result.duration),
+                )
+                for metric, value in result.metrics.items():
+                    if value is None:
+                        continue
+                    key = (result.check, result.server, result.subject, metric)
+                    db.execute("INSERT OR REPLACE INTO samples VALUES (?, ?, ?)",
+                               (self.series_id(db, key), result.time, float(value)))
+
+    def series_id(self, db: _Transaction, key: tuple[str, str, str, str]) -> int:
+        if key not in self.series_ids:
+            db.execute("INSERT OR IGNORE INTO series (check_name, server, subject, "
+                       "metric) VALUES (?, ?, ?, ?)", key)
+            row = db.execute("SELECT id FROM series WHERE check_name = ? AND "
+                             "server = ? AND subject = ? AND metric = ?", key).fetchone()
+            self.series_ids[key] = row[0]
+        return self.series_ids[key]
+
+    def latest(self) -> list[Result]:
+        rows = self.reader.execute(
+            "SELECT * FROM latest ORDER BY check_name, server, subject").fetchall()
+        return [
+            Result(
+                subject=row["subject"], status=Status(row["status"]),
+                message=row["message"], metrics=json.loads(row["metrics"]),
+                details=json.loads(row["details"]), server=row["server"],
+                check=row["check_name"], time=row["ts"], duration=row["duration"],
+            )
+            for row in rows
+        ]
+
+    def find_series(self, metric: str, check: str | None = None,
+                    server: str | None = None, subject: str | None = None) -> list[dict]:
+        """Return the series named ``metric``, narrowed by the given key parts."""
+        sql = "SELECT * FROM series WHERE metric = ?"
+        args: list[Any] = [metric]
+        for column, value in (("check_name", check), ("server", server),
+                              ("subject", subject)):
+            if value is not None:
+                sql += f" AND {column} = ?"
+                args.append(value)
+        return [dict(row) for row in self.reader.execute(sql, args).fetchall()]
+
+    def history(self, series_id: int, since: float, until: float,
+                points: int) -> list[dict[str, float]]:
+        """Downsample one series to at most ``points`` buckets of min, max and mean."""
+        width = max((until - since) / points, 1e-6)
+        rows = self.reader.execute(
+            "SELECT CAST((ts - ?) / ? AS INTEGER) AS bucket, MIN(ts) AS first, "
+            "MIN(value) AS min, MAX(value) AS max, AVG(value) AS mean, "
+            "COUNT(*) AS count FROM samples "
+            "WHERE series_id = ? AND ts >= ? AND ts <= ? "
+            "GROUP BY bucket ORDER BY bucket",
+            (since, width, series_id, since, until),
+        ).fetchall()
+        return [
+            {
+                "time": since + min(row["bucket"], points - 1) * width,
+                "min": row["min"],
+                "max": row["max"],
+                "mean": row["mean"],
+                "count": row["count"],
+            }
+            for row in rows
+        ]
+
+    # Alerts
+
+    def open_alerts(self) -> list[Alert]:
+        rows = self.reader.execute(
+            f"SELECT {ALERT_COLUMNS} FROM alerts WHERE state != 'resolved'").fetchall()
+        return [alert_from_row(row) for row in rows]
+
+    def alerts(self, state: str | None = None, limit: int = 200) -> list[Alert]:
+        sql = f"SELECT {ALERT_COLUMNS} FROM alerts"
+        args: list[Any] = []
+        if state is not None:
+            sql += " WHERE state = ?"
+            args.append(state)
+        sql += " ORDER BY updated_at DESC, id DESC LIMIT ?"
+        args.append(limit)
+        return [alert_from_row(row) for row in self.reader.execute(sql, args)]
+
+    def alert(self, alert_id: int) -> Alert | None:
+        row = self.reader.execute(
+            f"SELECT {ALERT_COLUMNS} FROM alerts WHERE id = ?", (alert_id,)).fetchone()
+        return alert_from_row(row) if row else None
+
+    def alert_events(self, alert_id: int) -> list[dict[str, Any]]:
+        rows = self.reader.execute(
+            "SELECT ts, event, severity, message FROM alert_events "
+            "WHERE alert_id = ? ORDER BY id", (alert_id,)).fetchall()
+        return [dict(row) for row in rows]
+
+    def save_alert(self, db: _Transaction, alert: Alert, event: str) -> None:
+        """Insert or update an alert and record the event, inside a transaction."""
+        values = (
+            alert.check, alert.server, alert.subject, alert.severity.value,
+            alert.state, alert.message, json.dumps(alert.details, default=str),
+            alert.started_at, alert.updated_at, alert.resolved_at,
+            alert.notified_at,
+            alert.notified_severity.value if alert.notified_severity else None,
+        )
+        if alert.id is None:
+            cursor = db.execute(
+                "INSERT INTO alerts (check_name, server, subject, severity, state, "
+                "message, details, started_at, updated_at, resolved_at, notified_at, "
+                "notified_severity) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                values)
+            alert.id = cursor.lastrowid
+        else:
+            db.execute(
+                "UPDATE alerts SET check_name = ?, server = ?, subject = ?, "
+                "severity = ?, state = ?, message = ?, details = ?, started_at = ?, "
+                "updated_at = ?, resolved_at = ?, notified_at = ?, "
+                "notified_severity = ? WHERE id = ?", values + (alert.id,))
+        if event:
+            db.execute(
+                "INSERT INTO alert_events (alert_id, ts, event, severity, message) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (alert.id, alert.updated_at, event, alert.severity.value,
+                 alert.message))
+
+    # Notification outbox
+
+    def enqueue(self, db: _Transaction, notifier: str, event: str, alert: Alert,
+                payload: dict[str, Any], now: float) -> None:
+        db.execute(
+            "INSERT INTO outbox (notifier, event, alert_id, payload, created_at, "
+            "next_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (notifier, event, alert.id, json.dumps(payload, default=str), now, now))
+
+    def due_notifications(self, notifier: str, now: float,
+                          limit: int = 20) -> list[dict[str, Any]]:
+        rows = self.reader.execute(
+            "SELECT id, event, payload, attempts FROM outbox WHERE notifier = ? AND "
+            "delivered_at IS NULL AND next_at <= ? ORDER BY id LIMIT ?",
+            (notifier, now, limit)).fetchall()
+        return [dict(row) | {"payload": json.loads(row["payload"])} for row in rows]
+
+    def next_due(self, notifier: str) -> float | None:
+        row = self.reader.execute(
+            "SELECT MIN(next_at) FROM outbox WHERE notifier = ? AND "
+            "delivered_at IS NULL", (notifier,)).fetchone()
+        return row[0]
+
+    def mark_delivered(self, outbox_id: int, now: float) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE outbox SET delivered_at = ?, attempts = attempts + 1 "
+                       "WHERE id = ?", (now, outbox_id))
+
+    def mark_failed(self, outbox_id: int, error: str, next_at: float) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE outbox SET attempts = attempts + 1, last_error = ?, "
+                       "next_at = ? WHERE id = ?", (error, next_at, outbox_id))
+
+    def pending_count(self, notifier: str | None = None) -> int:
+        sql = "SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL"
+        args: tuple = ()
+        if notifier is not None:
+            sql += " AND notifier = ?"
+            args = (notifier,)
+        return self.reader.execute(sql, args).fetchone()[0]
+
+    # Retention
+
+    def prune(self, retention: float, now: float | None = None) -> dict[str, int]:
+        """Delete rows older than ``retention`` seconds; firing alerts stay."""
+        cutoff = (now or time.time()) - retention
+        counts = {}
+        with self.transaction() as db:
+            deleted = 0
+            for (series_id,) in db.execute("SELECT id FROM series").fetchall():
+                deleted += db.execute(
+                    "DELETE FROM samples WHERE series_id = ? AND ts < ?",
+                    (series_id, cutoff)).rowcount
+            counts["samples"] = deleted
+            counts["results"] = db.execute(
+                "DELETE FROM latest WHERE ts < ?", (cutoff,)).rowcount
+            counts["notifications"] = db.execute(
+                "DELETE FROM outbox WHERE delivered_at IS NOT NULL AND "
+                "delivered_at < ?", (cutoff,)).rowcount
+            counts["alerts"] = db.execute(
+                "DELETE FROM alerts WHERE state = 'resolved' AND resolved_at < ? AND "
+                "id NOT IN (SELECT alert_id FROM outbox WHERE delivered_at IS NULL)",
+                (cutoff,)).rowcount
+        return counts
+
+    def integrity_check(self) -> str:
+        return self.reader.execute("PRAGMA integrity_check").fetchone()[0]
+
+
+class _Transaction:
+    """The writer connection inside BEGIN IMMEDIATE ... COMMIT."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self.connection = connection
+
+    def execute(self, sql: str, args: Any = ()) -> sqlite3.Cursor:
+        return self.connection.execute(sql, args)
+
+    def executescript_in_transaction(self, script: str) -> None:
+        # executescript() would COMMIT first, so run the statements one by one.
+        for statement in script.split(";"):
+            if statement.strip():
+                self.connection.execute(statement)
+
+
+def alert_from_row(row: sqlite3.Row) -> Alert:
+    return Alert(
+        id=row["id"],
+        check=row["check_name"],
+        server=row["server"],
+        subject=row["subject"],
+        severity=Severity(row["severity"]),
+        state=row["state"],
+        message=row["message"],
+        details=json.loads(row["details"]),
+        started_at=row["started_at"],
+        updated_at=row["updated_at"],
+        resolved_at=row["resolved_at"],
+        notified_at=row["notified_at"],
+        notified_severity=(
+            Severity(row["notified_severity"]) if row["notified_severity"] else None
+        ),
+    )

@@ -1,0 +1,1 @@
+"""The bundled plugins; they register through the same hooks as any other."""

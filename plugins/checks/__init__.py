@@ -1,0 +1,1 @@
+"""Bundled checks, one module each."""

@@ -1,0 +1,1 @@
+"""Bundled notifiers, one module each."""

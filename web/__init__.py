@@ -1,0 +1,1 @@
+"""The dashboard's static files, served by encmond.webapp."""

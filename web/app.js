@@ -1,0 +1,248 @@
+// The encmond dashboard: a snapshot over the WebSocket, then live events.
+// Every value from the server is put into the page with textContent, never
+// as HTML, so names from databases and plugins cannot inject markup.
+"use strict";
+
+const state = {
+  servers: {},      // name -> {role, address}
+  targets: {},      // name -> [table names]
+  results: new Map(), // "check/server/subject" -> result
+  alerts: new Map(),  // id -> alert
+};
+
+const POLL_INTERVAL = 5000;
+const MAX_BACKOFF = 30000;
+let socket = null;
+let backoff = 1000;
+let pollTimer = null;
+
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (key.startsWith("data-")) node.setAttribute(key, value);
+    else node[key] = value;
+  }
+  for (const child of children) {
+    if (child === null || child === undefined) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+function key(result) {
+  return `${result.check}/${result.server}/${result.subject}`;
+}
+
+function result(check, server, subject) {
+  return state.results.get(`${check}/${server}/${subject}`);
+}
+
+function ago(seconds) {
+  const delta = Math.max(0, Date.now() / 1000 - seconds);
+  if (delta < 60) return `${Math.round(delta)} s ago`;
+  if (delta < 3600) return `${Math.round(delta / 60)} min ago`;
+  return `${(delta / 3600).toFixed(1)} h ago`;
+}
+
+function applySnapshot(snapshot) {
+  const metrics = snapshot.metrics;
+  state.servers = {};
+  for (const [name, server] of Object.entries(metrics.servers)) {
+    state.servers[name] = {role: server.role, address: server.address};
+  }
+  state.targets = {};
+  for (const [name, target] of Object.entries(metrics.targets)) {
+    state.targets[name] = Object.keys(target.tables);
+  }
+  state.results = new Map(metrics.results.map((r) => [key(r), r]));
+  state.alerts = new Map(snapshot.alerts.map((a) => [a.id, a]));
+  render();
+}
+
+function applyEvent(event) {
+  if (event.type === "snapshot") {
+    applySnapshot(event);
+  } else if (event.type === "results") {
+    for (const r of event.results) state.results.set(key(r), r);
+    render();
+  } else if (event.type === "alert") {
+    state.alerts.set(event.alert.id, event.alert);
+    render();
+  }
+}
+
+function worstStatus(statuses) {
+  const rank = {OK: 0, UNKNOWN: 1, WARNING: 2, CRITICAL: 3};
+  return statuses.reduce((worst, s) => (rank[s] > rank[worst] ? s : worst), "OK");
+}
+
+function renderBanner() {
+  const banner = document.getElementById("banner");
+  const firing = [...state.alerts.values()].filter((a) => a.state === "firing");
+  const results = [...state.results.values()];
+  if (results.length === 0) {
+    banner.dataset.status = "UNKNOWN";
+    banner.textContent = "waiting for the first results";
+    return;
+  }
+  const status = worstStatus(firing.map((a) => a.severity).concat(
+    results.map((r) => (r.status === "UNKNOWN" ? "OK" : r.status))));
+  banner.dataset.status = status;
+  banner.textContent = firing.length === 0
+    ? "All checks OK"
+    : `${firing.length} alert${firing.length === 1 ? "" : "s"} firing: ` +
+      firing.slice(0, 3).map((a) => `${a.check} on ${a.server}: ${a.subject}`).join("; ");
+}
+
+function card(title, status, ...body) {
+  return el("div", {className: "card", "data-status": status},
+    el("h3", {}, el("span", {}, title),
+      el("span", {className: "status", "data-status": status}, status)),
+    ...body);
+}
+
+function renderServers() {
+  const box = document.getElementById("servers");
+  box.replaceChildren(...Object.entries(state.servers).map(([name, server]) => {
+    const r = result("connection", name, name);
+    const status = r ? r.status : "UNKNOWN";
+    const up = r && r.metrics.up === 1;
+    const latency = r && r.metrics.latency_seconds != null
+      ? `${(r.metrics.latency_seconds * 1000).toFixed(1)} ms` : "–";
+    return card(`${name} (${server.role})`, status,
+      el("div", {}, up ? "up" : "down", " · ", server.address, " · ", latency),
+      el("div", {className: "message"}, r ? r.message : "not checked yet"),
+      r ? el("div", {className: "message"}, "checked ", ago(r.time)) : null);
+  }));
+}
+
+function renderReplication() {
+  const box = document.getElementById("replication");
+  box.replaceChildren(...Object.keys(state.targets).map((name) => {
+    const r = result("replica_lag", name, "replication");
+    const status = r ? r.status : "UNKNOWN";
+    const lag = r ? r.metrics.lag_seconds : null;
+    const shown = lag === null || lag === undefined ? "unknown" : `${lag} s`;
+    const d = r ? r.details : {};
+    return card(`${name} replication`, status,
+      el("div", {className: "lag", "data-status": lag == null ? "UNKNOWN" : status}, shown),
+      el("div", {}, "IO ", d.io_running || "–", " · SQL ", d.sql_running || "–",
+        d.transactions_behind != null ? ` · ${d.transactions_behind} transactions behind` : ""),
+      el("div", {className: "message"}, r ? r.message : "not checked yet"));
+  }));
+}
+
+function renderTables() {
+  const body = document.querySelector("#tables tbody");
+  const rows = [];
+  for (const [target, tables] of Object.entries(state.targets)) {
+    for (const table of tables) {
+      const checksum = result("checksum", target, table);
+      const count = result("row_count", target, table);
+      const cell = (r) => el("td", {},
+        el("span", {className: "status", "data-status": r ? r.status : "UNKNOWN"},
+          r ? r.status : "–"));
+      const rowsOf = (side) => (count && count.metrics[`${side}_rows`] != null
+        ? count.metrics[`${side}_rows`] : "–");
+      const detail = [checksum, count].filter((r) => r && r.status !== "OK")
+        .map((r) => r.message).join("; ");
+      rows.push(el("tr", {}, el("td", {}, target), el("td", {}, table), cell(checksum),
+        cell(count), el("td", {}, rowsOf("source")), el("td", {}, rowsOf("target")),
+        el("td", {className: "message"}, detail)));
+    }
+  }
+  body.replaceChildren(...rows);
+}
+
+function renderAlerts() {
+  const body = document.querySelector("#alerts tbody");
+  const alerts = [...state.alerts.values()].sort((a, b) =>
+    (a.state === b.state ? b.updated_at - a.updated_at : a.state === "firing" ? -1 : 1));
+  body.replaceChildren(...alerts.slice(0, 50).map((a) => el("tr", {},
+    el("td", {}, a.state),
+    el("td", {}, el("span", {className: "status",
+      "data-status": a.state === "firing" ? a.severity : "OK"}, a.severity)),
+    el("td", {}, a.check), el("td", {}, a.server), el("td", {}, a.subject),
+    el("td", {className: "message"}, a.message),
+    el("td", {}, ago(a.started_at)))));
+}
+
+function render() {
+  renderBanner();
+  renderServers();
+  renderReplication();
+  renderTables();
+  renderAlerts();
+}
+
+async function fetchJSON(path) {
+  const response = await fetch(path, {headers: {Accept: "application/json"}});
+  if (!response.ok && response.status !== 503) throw new Error(`${path}: ${response.status}`);
+  return response.json();
+}
+
+async function drawLagChart() {
+  const target = Object.keys(state.targets)[0];
+  const svg = document.getElementById("lag-chart");
+  if (!target) return;
+  let history;
+  try {
+    history = await fetchJSON(`api/history?metric=lag_seconds&check=replica_lag` +
+      `&server=${encodeURIComponent(target)}&subject=replication&points=300`);
+  } catch (error) {
+    return;
+  }
+  const points = history.points || [];
+  if (points.length === 0) {
+    svg.replaceChildren();
+    return;
+  }
+  const maxValue = Math.max(1, ...points.map((p) => p.max));
+  const span = history.until - history.since;
+  const coordinates = points.map((p) =>
+    `${((p.time - history.since) / span * 600).toFixed(1)},` +
+    `${(120 - (p.mean / maxValue) * 115).toFixed(1)}`).join(" ");
+  const line = document.createElementNS("http://www.w3.org/2000/svg", "polyline");
+  line.setAttribute("points", coordinates);
+  svg.replaceChildren(line);
+}
+
+async function poll() {
+  try {
+    const [metrics, alerts] = await Promise.all(
+      [fetchJSON("api/metrics"), fetchJSON("api/alerts?limit=100")]);
+    applySnapshot({metrics, alerts: alerts.alerts});
+  } catch (error) {
+    // The daemon is unreachable as well; keep the last state on screen.
+  }
+}
+
+function setLive(text) {
+  const live = document.getElementById("live");
+  live.dataset.state = text;
+  live.textContent = text;
+}
+
+function connect() {
+  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  const base = location.pathname.replace(/[^/]*$/, "");
+  socket = new WebSocket(`${scheme}//${location.host}${base}ws`);
+  socket.onopen = () => {
+    backoff = 1000;
+    setLive("live");
+    clearInterval(pollTimer);
+    pollTimer = null;
+  };
+  socket.onmessage = (message) => applyEvent(JSON.parse(message.data));
+  socket.onclose = () => {
+    setLive("reconnecting");
+    if (pollTimer === null) pollTimer = setInterval(poll, POLL_INTERVAL);
+    setTimeout(connect, backoff);
+    backoff = Math.min(backoff * 2, MAX_BACKOFF);
+  };
+}
+
+connect();
+setInterval(drawLagChart, 60000);
+setTimeout(drawLagChart, 1500);
+setInterval(() => { renderServers(); }, 10000);
