@@ -20,7 +20,10 @@ from encmond.store import Store
 
 log = logging.getLogger(__name__)
 
-SEVERITY_OF_STATUS = {Status.CRITICAL: Severity.CRITICAL, Status.WARNING: Severity.WARNING}
+SEVERITY_OF_STATUS = {
+    Status.CRITICAL: Severity.CRITICAL,
+    Status.WARNING: Severity.WARNING,
+}
 
 Change = tuple[Alert, str]
 
@@ -45,8 +48,13 @@ class Route:
 class AlertManager:
     """Keeps open alerts in memory and in SQLite, and queues notifications."""
 
-    def __init__(self, store: Store, routes: list[Route], renotify: float,
-                 listeners: list[Callable[[Alert, str], None]] | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        routes: list[Route],
+        renotify: float,
+        listeners: list[Callable[[Alert, str], None]] | None = None,
+    ) -> None:
         self.store = store
         self.routes = routes
         self.renotify = renotify
@@ -73,12 +81,19 @@ class AlertManager:
         self.commit(changes, now)
         return changes
 
-    def fire(self, key, severity: Severity, message: str, details: dict,
-             now: float) -> Change | None:
+    def fire(
+        self, key, severity: Severity, message: str, details: dict, now: float
+    ) -> Change | None:
         alert = self.open.get(key)
         if alert is None:
-            alert = Alert(*key, severity=severity, message=message, started_at=now,
-                          updated_at=now, details=details)
+            alert = Alert(
+                *key,
+                severity=severity,
+                message=message,
+                started_at=now,
+                updated_at=now,
+                details=details,
+            )
             self.open[key] = alert
             return alert, "firing"
         event = ""
@@ -119,8 +134,14 @@ class AlertManager:
                 notification = Notification(event, alert, now)
                 for route in self.routes:
                     if route.accepts(alert):
-                        self.store.enqueue(db, route.name, event, alert,
-                                           notification_payload(notification), now)
+                        self.store.enqueue(
+                            db,
+                            route.name,
+                            event,
+                            alert,
+                            notification_payload(notification),
+                            now,
+                        )
         for alert, event in changes:
             if event:
                 log.debug("alert %s: %s", event, alert)

@@ -20,8 +20,11 @@ def selected_checks(config: Config, plugins: Plugins, only: list[str] | None):
         if name not in plugins.checks:
             nearest = difflib.get_close_matches(name, plugins.checks, n=1)
             hint = f"; did you mean '{nearest[0]}'?" if nearest else ""
-            raise ConfigError(f"unknown check '{name}'{hint} (known: "
-                              f"{', '.join(sorted(plugins.checks))})", key="--only")
+            raise ConfigError(
+                f"unknown check '{name}'{hint} (known: "
+                f"{', '.join(sorted(plugins.checks))})",
+                key="--only",
+            )
     return [
         cls(config.checks[name])
         for name, cls in plugins.checks.items()

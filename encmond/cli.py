@@ -28,33 +28,55 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> Parser:
-    parser = Parser(prog="encmond", description=(
-        "Watch a MariaDB source replicating into an encrypted target: lag, data "
-        "parity and cutover readiness."))
+    parser = Parser(
+        prog="encmond",
+        description=(
+            "Watch a MariaDB source replicating into an encrypted target: lag, data "
+            "parity and cutover readiness."
+        ),
+    )
     parser.add_argument("--version", action="version", version=f"encmond {__version__}")
-    parser.add_argument("--log-level", choices=LEVELS, default="INFO",
-                        help="lowest level of log lines written to stderr "
-                             "(default: INFO)")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND",
-                                     parser_class=Parser)
+    parser.add_argument(
+        "--log-level",
+        choices=LEVELS,
+        default="INFO",
+        help="lowest level of log lines written to stderr (default: INFO)",
+    )
+    commands = parser.add_subparsers(
+        dest="command", metavar="COMMAND", parser_class=Parser
+    )
     commands.required = True
 
     def command(name: str, help: str) -> Parser:
         sub = commands.add_parser(name, help=help, description=help)
-        sub.add_argument("-c", "--config", metavar="FILE",
-                         help="configuration file (default: $ENCMOND_CONFIG, else "
-                              "/etc/encmond/config.yaml)")
+        sub.add_argument(
+            "-c",
+            "--config",
+            metavar="FILE",
+            help="configuration file (default: $ENCMOND_CONFIG, else "
+            "/etc/encmond/config.yaml)",
+        )
         return sub
 
     command("run", "run the daemon in the foreground until SIGTERM or SIGINT")
-    check = command("check", "run every enabled check once and print the results; "
-                             "exit 0 OK, 1 WARNING or UNKNOWN, 2 CRITICAL")
-    check.add_argument("--json", action="store_true",
-                       help="print JSON instead of a table")
-    check.add_argument("--only", metavar="CHECK", action="append",
-                       help="run only this check (repeat for several)")
-    command("plugins", "list loaded plugins, their checks and notifiers, and where "
-                       "each came from")
+    check = command(
+        "check",
+        "run every enabled check once and print the results; "
+        "exit 0 OK, 1 WARNING or UNKNOWN, 2 CRITICAL",
+    )
+    check.add_argument(
+        "--json", action="store_true", help="print JSON instead of a table"
+    )
+    check.add_argument(
+        "--only",
+        metavar="CHECK",
+        action="append",
+        help="run only this check (repeat for several)",
+    )
+    command(
+        "plugins",
+        "list loaded plugins, their checks and notifiers, and where each came from",
+    )
     command("validate", "check the configuration without connecting to any server")
     return parser
 
@@ -110,8 +132,12 @@ def plugins_command(args, path: str) -> int:
 
     plugins = load_plugins(load_config(path).plugin_dirs)
     rows = [
-        (info.name, info.origin, ", ".join(info.checks) or "-",
-         ", ".join(info.notifiers) or "-")
+        (
+            info.name,
+            info.origin,
+            ", ".join(info.checks) or "-",
+            ", ".join(info.notifiers) or "-",
+        )
         for info in plugins.infos.values()
     ]
     print_table(("PLUGIN", "ORIGIN", "CHECKS", "NOTIFIERS"), rows)
@@ -133,18 +159,22 @@ def check_command(args, path: str) -> int:
         }
         print(json.dumps(payload, indent=2, default=str))
     else:
-        rows = [(r.check, r.server, r.subject, r.status.value, r.message)
-                for r in results]
+        rows = [
+            (r.check, r.server, r.subject, r.status.value, r.message) for r in results
+        ]
         print_table(("CHECK", "SERVER", "SUBJECT", "STATUS", "MESSAGE"), rows)
         print(f"\noverall: {status.value}")
     return status.exit_code
 
 
 def print_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
-    widths = [max(len(str(row[i])) for row in [header, *rows])
-              for i in range(len(header) - 1)]
+    widths = [
+        max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header) - 1)
+    ]
     for row in [header, *rows]:
-        cells = [str(cell).ljust(width) for cell, width in zip(row, widths)]
+        cells = [
+            str(cell).ljust(width) for cell, width in zip(row[:-1], widths, strict=True)
+        ]
         print("  ".join(cells + [str(row[-1])]))
 
 

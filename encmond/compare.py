@@ -39,11 +39,16 @@ class Comparison:
     rounds: list[dict[str, Any]] = field(default_factory=list)
 
 
-def compare(ctx: CheckContext, measure: Callable[[Database], Any],
-            wait_timeout: float, max_rounds: int = 3) -> Comparison:
+def compare(
+    ctx: CheckContext,
+    measure: Callable[[Database], Any],
+    wait_timeout: float,
+    max_rounds: int = 3,
+) -> Comparison:
     """Measure both sides until they match, differ stably, or rounds run out."""
-    source, target = ctx.parallel(lambda: measure(ctx.source),
-                                  lambda: measure(ctx.target))
+    source, target = ctx.parallel(
+        lambda: measure(ctx.source), lambda: measure(ctx.target)
+    )
     comparison = Comparison(MATCH, source, target)
     comparison.rounds.append({"source": source, "target": target})
     for _ in range(max_rounds):
@@ -55,12 +60,14 @@ def compare(ctx: CheckContext, measure: Callable[[Database], Any],
         if not wait_for_position(ctx.target, position, wait_timeout):
             comparison.state = BEHIND
             return comparison
-        source, target = ctx.parallel(lambda: measure(ctx.source),
-                                      lambda: measure(ctx.target))
+        source, target = ctx.parallel(
+            lambda: measure(ctx.source), lambda: measure(ctx.target)
+        )
         stable = source == comparison.source and target == comparison.target
         comparison.source, comparison.target = source, target
-        comparison.rounds.append({"source": source, "target": target,
-                                  "position": position})
+        comparison.rounds.append(
+            {"source": source, "target": target, "position": position}
+        )
         if source != target and stable:
             comparison.state = DIVERGED
             return comparison
@@ -80,52 +87,83 @@ def table_kinds(db: Database, tables: list[Table]) -> dict[Table, str]:
         args,
     )
     found = {(row["schema"], row["name"]): row["kind"] for row in rows}
-    return {table: found[(table.schema, table.name)]
-            for table in tables if (table.schema, table.name) in found}
+    return {
+        table: found[(table.schema, table.name)]
+        for table in tables
+        if (table.schema, table.name) in found
+    }
 
 
-def presence_result(table: Table, source_kind: str | None,
-                    target_kind: str | None) -> Result | None:
+def presence_result(
+    table: Table, source_kind: str | None, target_kind: str | None
+) -> Result | None:
     """Return the result for a table that is missing or not a base table."""
     subject = str(table)
-    missing = [side for side, kind in (("source", source_kind),
-                                       ("target", target_kind)) if kind is None]
+    missing = [
+        side
+        for side, kind in (("source", source_kind), ("target", target_kind))
+        if kind is None
+    ]
     if missing:
         where = " and ".join(missing)
-        return Result(subject, Status.CRITICAL, f"table missing on the {where}",
-                      details={"state": MISSING, "missing_on": missing})
+        return Result(
+            subject,
+            Status.CRITICAL,
+            f"table missing on the {where}",
+            details={"state": MISSING, "missing_on": missing},
+        )
     if source_kind != "BASE TABLE" or target_kind != "BASE TABLE":
-        return Result(subject, Status.UNKNOWN,
-                      f"not compared: a {source_kind.lower()} on the source and a "
-                      f"{target_kind.lower()} on the target",
-                      details={"state": NOT_COMPARABLE, "source_kind": source_kind,
-                               "target_kind": target_kind})
+        return Result(
+            subject,
+            Status.UNKNOWN,
+            f"not compared: a {source_kind.lower()} on the source and a "
+            f"{target_kind.lower()} on the target",
+            details={
+                "state": NOT_COMPARABLE,
+                "source_kind": source_kind,
+                "target_kind": target_kind,
+            },
+        )
     return None
 
 
-def comparison_result(table: Table, comparison: Comparison, what: str,
-                      metrics: dict[str, float | None],
-                      wait_timeout: float) -> Result:
+def comparison_result(
+    table: Table,
+    comparison: Comparison,
+    what: str,
+    metrics: dict[str, float | None],
+    wait_timeout: float,
+) -> Result:
     """Turn a Comparison into a Result; ``what`` names the measurement."""
     subject = str(table)
-    details = {"state": comparison.state, "source": comparison.source,
-               "target": comparison.target, "position": comparison.position,
-               "rounds": comparison.rounds}
+    details = {
+        "state": comparison.state,
+        "source": comparison.source,
+        "target": comparison.target,
+        "position": comparison.position,
+        "rounds": comparison.rounds,
+    }
     if comparison.state == MATCH:
         message = f"{what} matches ({comparison.source})"
         return Result(subject, Status.OK, message, metrics, details)
     if comparison.state == DIVERGED:
-        message = (f"{what} differs: source {comparison.source}, target "
-                   f"{comparison.target}, after the target applied source position "
-                   f"{comparison.position or '(empty)'}")
+        message = (
+            f"{what} differs: source {comparison.source}, target "
+            f"{comparison.target}, after the target applied source position "
+            f"{comparison.position or '(empty)'}"
+        )
         return Result(subject, Status.CRITICAL, message, metrics, details)
     if comparison.state == BEHIND:
-        message = (f"{what} differs while the target is behind: it did not reach "
-                   f"source position {comparison.position} within "
-                   f"{wait_timeout:g} s; compared again on the next run")
+        message = (
+            f"{what} differs while the target is behind: it did not reach "
+            f"source position {comparison.position} within "
+            f"{wait_timeout:g} s; compared again on the next run"
+        )
         return Result(subject, Status.UNKNOWN, message, metrics, details)
-    message = (f"{what} changed during the comparison (source {comparison.source}, "
-               f"target {comparison.target}); compared again on the next run")
+    message = (
+        f"{what} changed during the comparison (source {comparison.source}, "
+        f"target {comparison.target}); compared again on the next run"
+    )
     return Result(subject, Status.UNKNOWN, message, metrics, details)
 
 
@@ -142,8 +180,9 @@ class TableCheck(Check):
             lambda: table_kinds(ctx.target, ctx.tables),
         )
         for table in ctx.tables:
-            problem = presence_result(table, source_kinds.get(table),
-                                      target_kinds.get(table))
+            problem = presence_result(
+                table, source_kinds.get(table), target_kinds.get(table)
+            )
             if problem is not None:
                 yield problem
                 continue

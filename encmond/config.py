@@ -40,15 +40,21 @@ DEFAULT_PATH = "/etc/encmond/config.yaml"
 DEFAULT_PLUGIN_DIR = "/etc/encmond/plugins.d"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
-SSL = Section({
-    "ca": Setting(optional_string, None, "CA certificate file (PEM) to verify the server"),
-    "cert": Setting(optional_string, None, "client certificate file (PEM)"),
-    "key": Setting(optional_string, None, "client private key file (PEM)"),
-    "verify_cert": Setting(boolean, True, "verify the server certificate against ca"),
-    "verify_identity": Setting(
-        boolean, False, "check that the certificate names the host"
-    ),
-})
+SSL = Section(
+    {
+        "ca": Setting(
+            optional_string, None, "CA certificate file (PEM) to verify the server"
+        ),
+        "cert": Setting(optional_string, None, "client certificate file (PEM)"),
+        "key": Setting(optional_string, None, "client private key file (PEM)"),
+        "verify_cert": Setting(
+            boolean, True, "verify the server certificate against ca"
+        ),
+        "verify_identity": Setting(
+            boolean, False, "check that the certificate names the host"
+        ),
+    }
+)
 
 SERVER_SETTINGS = {
     "host": Setting(string, help="host name or IP address of the server"),
@@ -80,37 +86,53 @@ TARGET = Section(
     },
     "the encrypted replica that will take over",
 )
-STORAGE = Section({
-    "path": Setting(string, "/var/lib/encmond/encmond.db", "SQLite database file"),
-    "retention": Setting(positive_duration, 86400.0, "age after which rows are pruned"),
-    "prune_interval": Setting(positive_duration, 300.0, "time between two prunes"),
-})
-WEB = Section({
-    "listen": Setting(optional_string, "127.0.0.1:8080", "HOST:PORT, or null for off"),
-    "auth_token_file": Setting(
-        optional_string, None, "file with the Bearer token the API requires"
-    ),
-})
-PLUGINS = Section({
-    "dirs": Setting(list_of(string), [DEFAULT_PLUGIN_DIR], "drop-in .py directories"),
-})
-ALERTS = Section({
-    "renotify": Setting(
-        positive_duration, 3600.0, "repeat a firing alert's notification after this"
-    ),
-})
-TOP = Section({
-    "source": Setting(anything, None, "the source server"),
-    "target": Setting(anything, None, "the target server"),
-    "targets": Setting(anything, None, "several targets, by name"),
-    "tables": Setting(anything, [], "tables to compare, as schema.table"),
-    "checks": Setting(anything, {}, "settings per check, by check name"),
-    "storage": Setting(anything, {}, "the SQLite store"),
-    "web": Setting(anything, {}, "the dashboard and API"),
-    "notifiers": Setting(anything, [{"type": "log"}], "alert receivers"),
-    "plugins": Setting(anything, {}, "plugin loading"),
-    "alerts": Setting(anything, {}, "alert notification policy"),
-})
+STORAGE = Section(
+    {
+        "path": Setting(string, "/var/lib/encmond/encmond.db", "SQLite database file"),
+        "retention": Setting(
+            positive_duration, 86400.0, "age after which rows are pruned"
+        ),
+        "prune_interval": Setting(positive_duration, 300.0, "time between two prunes"),
+    }
+)
+WEB = Section(
+    {
+        "listen": Setting(
+            optional_string, "127.0.0.1:8080", "HOST:PORT, or null for off"
+        ),
+        "auth_token_file": Setting(
+            optional_string, None, "file with the Bearer token the API requires"
+        ),
+    }
+)
+PLUGINS = Section(
+    {
+        "dirs": Setting(
+            list_of(string), [DEFAULT_PLUGIN_DIR], "drop-in .py directories"
+        ),
+    }
+)
+ALERTS = Section(
+    {
+        "renotify": Setting(
+            positive_duration, 3600.0, "repeat a firing alert's notification after this"
+        ),
+    }
+)
+TOP = Section(
+    {
+        "source": Setting(anything, None, "the source server"),
+        "target": Setting(anything, None, "the target server"),
+        "targets": Setting(anything, None, "several targets, by name"),
+        "tables": Setting(anything, [], "tables to compare, as schema.table"),
+        "checks": Setting(anything, {}, "settings per check, by check name"),
+        "storage": Setting(anything, {}, "the SQLite store"),
+        "web": Setting(anything, {}, "the dashboard and API"),
+        "notifiers": Setting(anything, [{"type": "log"}], "alert receivers"),
+        "plugins": Setting(anything, {}, "plugin loading"),
+        "alerts": Setting(anything, {}, "alert notification policy"),
+    }
+)
 
 CHECK_SETTINGS = {
     "enabled": Setting(boolean, True, "run this check"),
@@ -224,8 +246,9 @@ def load_config(path: str, environ: dict[str, str] | None = None) -> Config:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"cannot read the configuration file: {exc.strerror}",
-                          source=path) from None
+        raise ConfigError(
+            f"cannot read the configuration file: {exc.strerror}", source=path
+        ) from None
     located = Located(path)
     data = parse_yaml(text, located)
     if data is None:
@@ -264,8 +287,9 @@ def parse_yaml(text: str, located: Located) -> Any:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else None
         problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"invalid YAML: {problem}", source=located.source,
-                          line=line) from None
+        raise ConfigError(
+            f"invalid YAML: {problem}", source=located.source, line=line
+        ) from None
     if node is None:
         return None
     return _plain(node, (), located)
@@ -278,8 +302,11 @@ def _plain(node: yaml.Node, path: tuple, located: Located) -> Any:
         for key_node, value_node in node.value:
             if not isinstance(key_node, yaml.ScalarNode):
                 line = key_node.start_mark.line + 1
-                raise ConfigError("a mapping key must be a plain value",
-                                  source=located.source, line=line)
+                raise ConfigError(
+                    "a mapping key must be a plain value",
+                    source=located.source,
+                    line=line,
+                )
             key = _scalar(key_node)
             located.lines[path + (key,)] = key_node.start_mark.line + 1
             if key in result:
@@ -288,8 +315,10 @@ def _plain(node: yaml.Node, path: tuple, located: Located) -> Any:
             located.lines[path + (key,)] = key_node.start_mark.line + 1
         return result
     if isinstance(node, yaml.SequenceNode):
-        return [_plain(item, path + (index,), located)
-                for index, item in enumerate(node.value)]
+        return [
+            _plain(item, path + (index,), located)
+            for index, item in enumerate(node.value)
+        ]
     return _scalar(node)
 
 
@@ -310,13 +339,19 @@ def collect_targets(top, located, environ) -> dict[str, tuple[Any, tuple]]:
             raise located.error(("target",), "missing required key 'target'")
         return {"target": (top["target"] or {}, ("target",))}
     if not isinstance(top["targets"], dict) or not top["targets"]:
-        raise located.error(("targets",), "expected a mapping of target names to "
-                            f"server settings, got {describe(top['targets'])}")
+        raise located.error(
+            ("targets",),
+            "expected a mapping of target names to "
+            f"server settings, got {describe(top['targets'])}",
+        )
     for name in top["targets"]:
         if not isinstance(name, str) or not _NAME.match(name) or name == "source":
-            raise located.error(("targets", name), f"invalid target name "
-                                f"{describe(name)}: use letters, digits, '_', '.' or "
-                                "'-', and not 'source'")
+            raise located.error(
+                ("targets", name),
+                f"invalid target name "
+                f"{describe(name)}: use letters, digits, '_', '.' or "
+                "'-', and not 'source'",
+            )
     return {name: (value, ("targets", name)) for name, value in top["targets"].items()}
 
 
@@ -332,8 +367,12 @@ def apply_environment(top, targets_raw, located, environ) -> None:
         prefix = env_prefix(name)
         found = {
             key: prefix + suffix
-            for suffix, key in (("HOST", "host"), ("PORT", "port"),
-                                ("USERNAME", "user"), ("PASSWORD", "password"))
+            for suffix, key in (
+                ("HOST", "host"),
+                ("PORT", "port"),
+                ("USERNAME", "user"),
+                ("PASSWORD", "password"),
+            )
             if prefix + suffix in environ
         }
         if not found or (section is not None and not isinstance(section, dict)):
@@ -357,19 +396,23 @@ def parse_server(name, role, value, section, located, base, path=None) -> Server
     raw_ssl = value.get("ssl") if isinstance(value, dict) else None
     settings = section.parse(value, located, path)
     if settings["password"] is not None and settings["password_file"] is not None:
-        raise located.error(path + ("password_file",),
-                            "set either 'password' or 'password_file', not both")
+        raise located.error(
+            path + ("password_file",),
+            "set either 'password' or 'password_file', not both",
+        )
     password = settings["password"] or ""
     if settings["password_file"] is not None:
-        password = read_secret_file(settings["password_file"], base, located,
-                                    path + ("password_file",))
+        password = read_secret_file(
+            settings["password_file"], base, located, path + ("password_file",)
+        )
     ssl = None
     if raw_ssl is not None:
         ssl = SSL.parse(raw_ssl, located, path + ("ssl",))
         for key in ("ca", "cert", "key"):
             if ssl[key] is not None:
-                ssl[key] = str(existing_file(ssl[key], base, located,
-                                             path + ("ssl", key)))
+                ssl[key] = str(
+                    existing_file(ssl[key], base, located, path + ("ssl", key))
+                )
     return ServerConfig(
         name=name,
         role=role,
@@ -409,8 +452,10 @@ def read_secret_file(value: str, base: Path, located: Located, path: tuple) -> s
 def parse_table(value: Any) -> Table:
     if isinstance(value, dict):
         if set(value) != {"schema", "table"}:
-            raise ValueError("expected 'schema.table' or {schema: ..., table: ...}, "
-                             f"got {describe(value)}")
+            raise ValueError(
+                "expected 'schema.table' or {schema: ..., table: ...}, "
+                f"got {describe(value)}"
+            )
         schema, name = string(value["schema"]), string(value["table"])
     else:
         text = string(value)
@@ -418,14 +463,17 @@ def parse_table(value: Any) -> Table:
         if not dot:
             raise ValueError(f"expected 'schema.table', got {describe(value)}")
     if not schema or not name:
-        raise ValueError(f"expected a non-empty schema and table, got {describe(value)}")
+        raise ValueError(
+            f"expected a non-empty schema and table, got {describe(value)}"
+        )
     return Table(schema, name)
 
 
 def parse_tables(value: Any, located: Located) -> list[Table]:
     if not isinstance(value, list):
-        raise located.error(("tables",), f"expected a list of schema.table names, "
-                            f"got {describe(value)}")
+        raise located.error(
+            ("tables",), f"expected a list of schema.table names, got {describe(value)}"
+        )
     tables = []
     for index, item in enumerate(value):
         try:
@@ -461,8 +509,11 @@ def parse_web(value: Any, located: Located, base: Path) -> WebConfig:
             raise located.error(("web", "listen"), str(exc)) from None
     token = None
     if web["auth_token_file"] is not None:
-        token = Secret(read_secret_file(web["auth_token_file"], base, located,
-                                        ("web", "auth_token_file")).strip())
+        token = Secret(
+            read_secret_file(
+                web["auth_token_file"], base, located, ("web", "auth_token_file")
+            ).strip()
+        )
         if not token:
             raise located.error(("web", "auth_token_file"), "the token file is empty")
     return WebConfig(host, port, token, web["auth_token_file"])
@@ -476,8 +527,10 @@ def parse_plugin_dirs(data, value, located, base) -> list[Path]:
         directory = base / entry
         if not directory.is_dir():
             if explicit:
-                raise located.error(("plugins", "dirs", index),
-                                    f"plugin directory not found: {directory}")
+                raise located.error(
+                    ("plugins", "dirs", index),
+                    f"plugin directory not found: {directory}",
+                )
             continue
         dirs.append(directory)
     return dirs
@@ -486,20 +539,25 @@ def parse_plugin_dirs(data, value, located, base) -> list[Path]:
 def parse_checks(raw: Any, known: dict[str, Any], located: Located) -> dict:
     """Validate ``checks`` against each check's declared options."""
     if not isinstance(raw, dict):
-        raise located.error(("checks",), f"expected a mapping of check names to "
-                            f"settings, got {describe(raw)}")
+        raise located.error(
+            ("checks",),
+            f"expected a mapping of check names to settings, got {describe(raw)}",
+        )
     lookup = Section({name: Setting(anything, None) for name in known})
     unknown = [name for name in raw if name not in known]
     if unknown:
-        raise located.error(("checks", unknown[0]),
-                            lookup.unknown_key(unknown[0]).replace("key", "check", 1))
+        raise located.error(
+            ("checks", unknown[0]),
+            lookup.unknown_key(unknown[0]).replace("key", "check", 1),
+        )
     parsed = {}
     for name, check in known.items():
         section = Section({**CHECK_SETTINGS, **check.options})
         settings = section.parse(raw.get(name), located, ("checks", name))
         settings["interval"] = settings["interval"] or float(check.interval)
         settings["timeout"] = settings["timeout"] or check.default_timeout(
-            settings["interval"])
+            settings["interval"]
+        )
         parsed[name] = settings
     return parsed
 
@@ -509,15 +567,17 @@ def parse_notifiers(raw: Any, known: dict[str, Any], located: Located) -> list[d
     if raw is None:
         return []
     if not isinstance(raw, list):
-        raise located.error(("notifiers",), f"expected a list of notifiers, "
-                            f"got {describe(raw)}")
+        raise located.error(
+            ("notifiers",), f"expected a list of notifiers, got {describe(raw)}"
+        )
     types = Section({name: Setting(anything, None) for name in known})
     parsed, names = [], set()
     for index, entry in enumerate(raw):
         path = ("notifiers", index)
         if not isinstance(entry, dict) or "type" not in entry:
-            raise located.error(path, "expected a mapping with a 'type' key, got "
-                                f"{describe(entry)}")
+            raise located.error(
+                path, f"expected a mapping with a 'type' key, got {describe(entry)}"
+            )
         kind = entry["type"]
         if kind not in known:
             message = types.unknown_key(kind).replace("key", "notifier type", 1)
@@ -525,10 +585,12 @@ def parse_notifiers(raw: Any, known: dict[str, Any], located: Located) -> list[d
         section = Section({**NOTIFIER_SETTINGS, **known[kind].options})
         settings = section.parse(entry, located, path)
         settings["name"] = settings["name"] or (
-            kind if kind not in names else f"{kind}-{index}")
+            kind if kind not in names else f"{kind}-{index}"
+        )
         if settings["name"] in names:
-            raise located.error(path + ("name",),
-                                f"notifier name '{settings['name']}' is used twice")
+            raise located.error(
+                path + ("name",), f"notifier name '{settings['name']}' is used twice"
+            )
         names.add(settings["name"])
         parsed.append(settings)
     return parsed

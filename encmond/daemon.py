@@ -58,10 +58,14 @@ class Daemon:
             self.monitor.dispatcher.start()
             self.scheduler = CheckScheduler(self.monitor)
             self.scheduler.start()
-            log.info("encmond %s started: source %s, targets %s, %d tables%s",
-                     __version__, self.config.source,
-                     ", ".join(str(t) for t in self.config.targets.values()),
-                     len(self.config.tables), self.web_address())
+            log.info(
+                "encmond %s started: source %s, targets %s, %d tables%s",
+                __version__,
+                self.config.source,
+                ", ".join(str(t) for t in self.config.targets.values()),
+                len(self.config.tables),
+                self.web_address(),
+            )
             self.stopping.wait()
         finally:
             self.shutdown()
@@ -73,8 +77,10 @@ class Daemon:
         if web.host is None:
             return
         self.server = WSGIServer(
-            (web.host, web.port), make_app(self.monitor),
-            handler_class=WebSocketHandler, log=None,
+            (web.host, web.port),
+            make_app(self.monitor),
+            handler_class=WebSocketHandler,
+            log=None,
             error_log=logging.getLogger("encmond.web"),
         )
         self.server.start()

@@ -55,9 +55,12 @@ def error_text(exc: BaseException) -> str:
 def grant_for(errno: int, message: str, account: str) -> str:
     """Return the GRANT statement that fixes a privilege error."""
     if errno == ER.SPECIFIC_ACCESS_DENIED_ERROR:
+        # "you need (at least one of) the SUPER, SLAVE MONITOR privilege(s)":
+        # grant the narrowest one, never SUPER when another would do.
         match = re.search(r"the (.+?) privilege", message)
-        privilege = match.group(1).split(",")[0].strip() if match else "PROCESS"
-        return f"GRANT {privilege} ON *.* TO {account}"
+        choices = [p.strip() for p in match.group(1).split(",")] if match else []
+        narrow = [p for p in choices if p != "SUPER"] or choices or ["PROCESS"]
+        return f"GRANT {narrow[0]} ON *.* TO {account}"
     match = re.search(r"^(\w+) command denied .* for table [`']?(.+?)[`']?$", message)
     if match:
         command, table = match.groups()
@@ -141,8 +144,14 @@ class Database:
                     raise self.translate(exc) from exc
                 self.last_error = error_text(exc)
                 if attempt < attempts:
-                    log.debug("%s: attempt %d of %d failed: %s; next in %g s",
-                              self.name, attempt, attempts, self.last_error, delay)
+                    log.debug(
+                        "%s: attempt %d of %d failed: %s; next in %g s",
+                        self.name,
+                        attempt,
+                        attempts,
+                        self.last_error,
+                        delay,
+                    )
                     time.sleep(delay)
                     delay *= 2
                 continue
@@ -180,22 +189,30 @@ class Database:
         self.server_version = connection.get_server_info()
         if self.is_mariadb:
             with connection.cursor() as cursor:
-                cursor.execute("SET SESSION max_statement_time = %s",
-                               (max(1.0, read_timeout - 1.0),))
+                cursor.execute(
+                    "SET SESSION max_statement_time = %s",
+                    (max(1.0, read_timeout - 1.0),),
+                )
         return connection
 
     def mark_up(self) -> None:
         if self.down_since is not None:
-            log.info("%s is reachable again after %.0f s", self,
-                     time.time() - self.down_since)
+            log.info(
+                "%s is reachable again after %.0f s",
+                self,
+                time.time() - self.down_since,
+            )
         self.down_since = None
         self.last_error = None
 
     def mark_down(self) -> None:
         if self.down_since is None:
             self.down_since = time.time()
-            log.warning("%s is unreachable: %s; each check tries once more until it "
-                        "is back", self, self.last_error)
+            log.warning(
+                "%s is unreachable: %s; each check tries once more until it is back",
+                self,
+                self.last_error,
+            )
         self.close()
 
     @contextmanager
@@ -206,7 +223,9 @@ class Database:
         connection itself or was interrupted (a timeout or a kill), in which
         case it is closed and a running statement is killed on the server.
         """
-        dedicated = read_timeout is not None and read_timeout != self.config.read_timeout
+        dedicated = (
+            read_timeout is not None and read_timeout != self.config.read_timeout
+        )
         connection = None if dedicated else self.pooled()
         if connection is None:
             connection = self.connect(read_timeout)
@@ -291,10 +310,15 @@ class Database:
                 account = session.current_account()
             except DatabaseError:
                 account = f"'{self.config.user}'@'%'"
-            return PrivilegeError(self.name, text, errno, grant_for(errno, text, account))
+            return PrivilegeError(
+                self.name, text, errno, grant_for(errno, text, account)
+            )
         if errno in LOGIN_ERRNOS:
-            return DatabaseError(self.name, f"{text}; check the user and password "
-                                 "configured for this server", errno)
+            return DatabaseError(
+                self.name,
+                f"{text}; check the user and password configured for this server",
+                errno,
+            )
         return DatabaseError(self.name, text, errno)
 
     def close(self) -> None:

@@ -12,8 +12,9 @@ class EncmondError(Exception):
 class ConfigError(EncmondError):
     """Invalid configuration: names the file, the line, the key and the fix."""
 
-    def __init__(self, message: str, *, source: str = "", line: int | None = None,
-                 key: str = "") -> None:
+    def __init__(
+        self, message: str, *, source: str = "", line: int | None = None, key: str = ""
+    ) -> None:
         self.source = source
         self.line = line
         self.key = key
@@ -47,7 +48,7 @@ class ServerUnavailable(DatabaseError):
 
 
 class PrivilegeError(DatabaseError):
-    """The monitoring user lacks a privilege; ``grant`` is the statement that fixes it."""
+    """The monitoring user lacks a privilege; ``grant`` is the statement to run."""
 
     def __init__(self, server: str, message: str, errno: int, grant: str) -> None:
         self.grant = grant

@@ -32,8 +32,9 @@ class Hub:
             try:
                 queue.put_nowait(event)
             except gevent.queue.Full:
-                log.warning("dropping a WebSocket client that is %d events behind",
-                            QUEUE_SIZE)
+                log.warning(
+                    "dropping a WebSocket client that is %d events behind", QUEUE_SIZE
+                )
                 self.queues.discard(queue)
                 drain(queue)
                 queue.put_nowait(None)

@@ -59,8 +59,9 @@ class Monitor:
     def record(self, job: Job, outcome: Outcome) -> None:
         results = outcome.results
         self.store.save_results(results)
-        self.hub.publish({"type": "results",
-                          "results": [result.to_dict() for result in results]})
+        self.hub.publish(
+            {"type": "results", "results": [result.to_dict() for result in results]}
+        )
         changes = self.alerts.process(results + self.run_results(job, outcome))
         self.call_hook("on_results", results=results)
         if any(event for _, event in changes):
@@ -72,9 +73,16 @@ class Monitor:
             return []
         status = Status.WARNING if outcome.error else Status.OK
         message = f"check failed: {outcome.error}" if outcome.error else "check runs"
-        return [Result(subject=RUN_SUBJECT, status=status, message=message,
-                       check=job.check.name, server=job.context.name,
-                       time=time.time())]
+        return [
+            Result(
+                subject=RUN_SUBJECT,
+                status=status,
+                message=message,
+                check=job.check.name,
+                server=job.context.name,
+                time=time.time(),
+            )
+        ]
 
     def on_alert(self, alert: Alert, event: str) -> None:
         self.hub.publish({"type": "alert", "event": event, "alert": alert.to_dict()})

@@ -55,8 +55,9 @@ class Worker:
         for row in self.store.due_notifications(self.notifier.name, time.time()):
             notification = notification_from_payload(row["payload"])
             try:
-                with gevent.Timeout(SEND_TIMEOUT, TimeoutError(
-                        f"no answer within {SEND_TIMEOUT:g} s")):
+                with gevent.Timeout(
+                    SEND_TIMEOUT, TimeoutError(f"no answer within {SEND_TIMEOUT:g} s")
+                ):
                     self.notifier.send(notification)
             except Exception as exc:
                 self.retry_later(row, notification, exc)
@@ -72,9 +73,15 @@ class Worker:
         error = f"{type(exc).__name__}: {exc}"
         self.store.mark_failed(row["id"], error, time.time() + backoff)
         level = logging.DEBUG if self.failing else logging.WARNING
-        log.log(level, "notifier %s could not deliver %s (attempt %d): %s; retrying "
-                "in %g s", self.notifier, notification, row["attempts"] + 1, error,
-                backoff)
+        log.log(
+            level,
+            "notifier %s could not deliver %s (attempt %d): %s; retrying in %g s",
+            self.notifier,
+            notification,
+            row["attempts"] + 1,
+            error,
+            backoff,
+        )
         self.failing = True
 
 
@@ -82,7 +89,9 @@ class Dispatcher:
     """Starts a Worker per notifier and wakes them when notifications arrive."""
 
     def __init__(self, store: Store, notifiers: list[Notifier]) -> None:
-        self.workers = {notifier.name: Worker(store, notifier) for notifier in notifiers}
+        self.workers = {
+            notifier.name: Worker(store, notifier) for notifier in notifiers
+        }
 
     def start(self) -> None:
         for worker in self.workers.values():

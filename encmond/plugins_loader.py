@@ -70,13 +70,15 @@ def load_plugins(plugin_dirs: list[Path]) -> Plugins:
     for directory in plugin_dirs:
         load_directory(manager, infos, directory)
     for module_name in BUNDLED:
-        register(manager, infos, importlib.import_module(module_name), module_name,
-                 "bundled")
+        register(
+            manager, infos, importlib.import_module(module_name), module_name, "bundled"
+        )
     try:
         manager.check_pending()
     except pluggy.PluginValidationError as exc:
-        raise PluginError(f"plugin {exc.plugin_name} implements an unknown hook: "
-                          f"{exc}") from None
+        raise PluginError(
+            f"plugin {exc.plugin_name} implements an unknown hook: {exc}"
+        ) from None
     if os.environ.get(TRACE_VARIABLE):
         trace = logging.getLogger("encmond.hooks")
         manager.trace.root.setwriter(lambda text: trace.info("%s", text.rstrip()))
@@ -90,8 +92,9 @@ def register(manager, infos, module: ModuleType, name: str, origin: str) -> None
     try:
         manager.register(module, name=name)
     except (pluggy.PluginValidationError, ValueError) as exc:
-        raise PluginError(f"plugin {name} ({origin}) cannot be registered: {exc}") \
-            from None
+        raise PluginError(
+            f"plugin {name} ({origin}) cannot be registered: {exc}"
+        ) from None
     infos[name] = PluginInfo(name, origin)
 
 
@@ -104,8 +107,10 @@ def load_entry_points(manager, infos) -> None:
         try:
             module = entry_point.load()
         except Exception as exc:
-            raise PluginError(f"plugin {entry_point.name} ({origin}) failed to "
-                              f"import: {type(exc).__name__}: {exc}") from exc
+            raise PluginError(
+                f"plugin {entry_point.name} ({origin}) failed to "
+                f"import: {type(exc).__name__}: {exc}"
+            ) from exc
         register(manager, infos, module, entry_point.name, origin)
 
 
@@ -121,8 +126,9 @@ def load_directory(manager, infos, directory: Path) -> None:
             spec.loader.exec_module(module)
         except Exception as exc:
             del sys.modules[module_name]
-            raise PluginError(f"plugin file {path} failed to import: "
-                              f"{type(exc).__name__}: {exc}") from exc
+            raise PluginError(
+                f"plugin file {path} failed to import: {type(exc).__name__}: {exc}"
+            ) from exc
         register(manager, infos, module, str(path), f"file {path}")
         log.debug("loaded plugin file %s", path)
 
@@ -135,17 +141,23 @@ def collect(manager, infos, hook_name: str, base: type, key: str) -> dict:
         try:
             classes = impl.function() or []
         except Exception as exc:
-            raise PluginError(f"plugin {impl.plugin_name}: {hook_name} failed: "
-                              f"{type(exc).__name__}: {exc}") from exc
+            raise PluginError(
+                f"plugin {impl.plugin_name}: {hook_name} failed: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
         for cls in classes:
             name = getattr(cls, key, "")
             if not (isinstance(cls, type) and issubclass(cls, base) and name):
-                raise PluginError(f"plugin {impl.plugin_name}: {hook_name} returned "
-                                  f"{cls!r}, expected a subclass of "
-                                  f"encmond.{base.__name__} with a {key}")
+                raise PluginError(
+                    f"plugin {impl.plugin_name}: {hook_name} returned "
+                    f"{cls!r}, expected a subclass of "
+                    f"encmond.{base.__name__} with a {key}"
+                )
             if name in found:
-                raise PluginError(f"plugins {owners[name]} and {impl.plugin_name} "
-                                  f"both register {key} '{name}'")
+                raise PluginError(
+                    f"plugins {owners[name]} and {impl.plugin_name} "
+                    f"both register {key} '{name}'"
+                )
             found[name] = cls
             owners[name] = impl.plugin_name
             info = infos[impl.plugin_name]

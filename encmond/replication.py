@@ -59,8 +59,14 @@ def normalise_status(row: dict[str, Any]) -> dict[str, Any]:
                 break
         else:
             status[field] = None
-    for field in ("lag_seconds", "last_io_errno", "last_sql_errno", "sql_delay",
-                  "source_port", "source_server_id"):
+    for field in (
+        "lag_seconds",
+        "last_io_errno",
+        "last_sql_errno",
+        "sql_delay",
+        "source_port",
+        "source_server_id",
+    ):
         if status[field] not in (None, ""):
             status[field] = int(status[field])
     return status
@@ -69,8 +75,10 @@ def normalise_status(row: dict[str, Any]) -> dict[str, Any]:
 def status_statements(connection_name: str) -> list[tuple[str, tuple]]:
     """Return the statements to try, newest syntax first."""
     if connection_name:
-        return [("SHOW REPLICA %s STATUS", (connection_name,)),
-                ("SHOW SLAVE %s STATUS", (connection_name,))]
+        return [
+            ("SHOW REPLICA %s STATUS", (connection_name,)),
+            ("SHOW SLAVE %s STATUS", (connection_name,)),
+        ]
     return [("SHOW REPLICA STATUS", ()), ("SHOW SLAVE STATUS", ())]
 
 
@@ -133,8 +141,10 @@ def wait_for_position(db: Database, position: str, timeout: float) -> bool:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return False
-        row = db.query_one("SELECT MASTER_GTID_WAIT(%s, %s) AS reached",
-                           (position, round(min(piece, remaining), 3)))
+        row = db.query_one(
+            "SELECT MASTER_GTID_WAIT(%s, %s) AS reached",
+            (position, round(min(piece, remaining), 3)),
+        )
         if row and row["reached"] == 0:
             return True
         if row is None or row["reached"] is None:

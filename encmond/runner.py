@@ -18,7 +18,7 @@ import gevent
 
 from encmond.config import Config, Table
 from encmond.db import Database
-from encmond.errors import CheckTimeout, ServerUnavailable
+from encmond.errors import CheckTimeout, EncmondError, ServerUnavailable
 from encmond.model import Check, Result, Status
 
 log = logging.getLogger(__name__)
@@ -106,23 +106,35 @@ class Job:
         return f"{self.check.name} on {self.context.name}"
 
 
-def build_jobs(config: Config, checks: list[Check],
-               databases: dict[str, Database]) -> list[Job]:
+def build_jobs(
+    config: Config, checks: list[Check], databases: dict[str, Database]
+) -> list[Job]:
     """Bind each enabled check to the servers or targets its scope covers."""
     jobs = []
     source = databases["source"]
     for check in checks:
         if check.scope == "server":
             for name, database in databases.items():
-                context = CheckContext(check, config, name, source=source,
-                                       server=database,
-                                       log=logging.getLogger(f"encmond.checks.{check}"))
+                context = CheckContext(
+                    check,
+                    config,
+                    name,
+                    source=source,
+                    server=database,
+                    log=logging.getLogger(f"encmond.checks.{check}"),
+                )
                 jobs.append(Job(check, context))
             continue
         for name in config.targets:
-            context = CheckContext(check, config, name, source=source,
-                                   target=databases[name], server=databases[name],
-                                   log=logging.getLogger(f"encmond.checks.{check}"))
+            context = CheckContext(
+                check,
+                config,
+                name,
+                source=source,
+                target=databases[name],
+                server=databases[name],
+                log=logging.getLogger(f"encmond.checks.{check}"),
+            )
             jobs.append(Job(check, context))
     return jobs
 
@@ -164,11 +176,19 @@ class Runner:
             outcome = self.failed(job, str(exc), started, unavailable=True)
         except Exception as exc:
             if job.id not in self.failing:
-                log.warning("%s failed: %s", job, exc,
-                            exc_info=not isinstance(exc, CheckTimeout))
-            outcome = self.failed(job, f"{type(exc).__name__}: {exc}"
-                                  if not isinstance(exc, CheckTimeout) else str(exc),
-                                  started)
+                log.warning(
+                    "%s failed: %s",
+                    job,
+                    exc,
+                    exc_info=not isinstance(exc, EncmondError),
+                )
+            outcome = self.failed(
+                job,
+                f"{type(exc).__name__}: {exc}"
+                if not isinstance(exc, CheckTimeout)
+                else str(exc),
+                started,
+            )
         else:
             if self.failing.pop(job.id, None) is not None:
                 log.info("%s runs again", job)
@@ -182,14 +202,20 @@ class Runner:
             result.duration = duration
         return outcome
 
-    def failed(self, job: Job, error: str, started: float,
-               unavailable: bool = False) -> Outcome:
+    def failed(
+        self, job: Job, error: str, started: float, unavailable: bool = False
+    ) -> Outcome:
         if not unavailable:
             self.failing[job.id] = error
         subjects = self.subjects.get(job.id) or [job.context.name]
         results = [
-            Result(subject=subject, status=Status.UNKNOWN, message=error,
-                   details={"error": error}, time=started)
+            Result(
+                subject=subject,
+                status=Status.UNKNOWN,
+                message=error,
+                details={"error": error},
+                time=started,
+            )
             for subject in dict.fromkeys(subjects)
         ]
         return Outcome(results, error=error, unavailable=unavailable)

@@ -38,16 +38,28 @@ class CheckScheduler:
         now = datetime.datetime.now(datetime.UTC)
         for index, job in enumerate(self.monitor.jobs):
             self.scheduler.add_job(
-                self.run, "interval", args=[job], id=job.id, name=str(job),
+                self.run,
+                "interval",
+                args=[job],
+                id=job.id,
+                name=str(job),
                 seconds=job.interval,
                 next_run_time=now + datetime.timedelta(seconds=index * STAGGER),
-                max_instances=2, coalesce=True, misfire_grace_time=None,
+                max_instances=2,
+                coalesce=True,
+                misfire_grace_time=None,
             )
         storage = self.monitor.config.storage
         self.scheduler.add_job(
-            self.prune, "interval", id="prune", name="prune storage",
-            seconds=storage["prune_interval"], next_run_time=now,
-            max_instances=1, coalesce=True, misfire_grace_time=None,
+            self.prune,
+            "interval",
+            id="prune",
+            name="prune storage",
+            seconds=storage["prune_interval"],
+            next_run_time=now,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
         )
         self.scheduler.start()
         log.info("scheduled %d check jobs", len(self.monitor.jobs))
@@ -56,12 +68,16 @@ class CheckScheduler:
         if job.id in self.running:
             self.skipped[job.id] = self.skipped.get(job.id, 0) + 1
             if self.skipped[job.id] == 1:
-                log.warning("%s is still running at its next interval; skipping runs "
-                            "until it finishes (timeout %g s)", job, job.timeout)
+                log.info(
+                    "%s is still running at its next interval; skipping runs "
+                    "until it finishes (timeout %g s)",
+                    job,
+                    job.timeout,
+                )
             return
         skipped = self.skipped.pop(job.id, 0)
         if skipped:
-            log.info("%s runs on schedule again after %d skipped runs", job, skipped)
+            log.debug("%s runs on schedule again after %d skipped runs", job, skipped)
         self.running[job.id] = gevent.getcurrent()
         try:
             self.monitor.run_job(job)

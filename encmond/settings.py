@@ -60,7 +60,9 @@ def describe(value: Any) -> str:
 def duration(value: Any) -> float:
     """Parse ``500ms``, ``30s``, ``5m``, ``24h``, ``2d`` or a number of seconds."""
     if isinstance(value, bool):
-        raise ValueError(f"expected a duration such as 30s or 5m, got {describe(value)}")
+        raise ValueError(
+            f"expected a duration such as 30s or 5m, got {describe(value)}"
+        )
     if isinstance(value, int | float):
         seconds = float(value)
     else:
@@ -177,8 +179,9 @@ class Located:
         probe = path
         while probe and probe not in self.lines:
             probe = probe[:-1]
-        return ConfigError(message, source=self.source, line=self.lines.get(probe),
-                           key=key)
+        return ConfigError(
+            message, source=self.source, line=self.lines.get(probe), key=key
+        )
 
 
 class Section:

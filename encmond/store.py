@@ -89,7 +89,8 @@ MIGRATIONS: list[str] = [
         last_error TEXT,
         delivered_at REAL
     );
-    CREATE INDEX outbox_pending ON outbox (notifier, next_at) WHERE delivered_at IS NULL;
+    CREATE INDEX outbox_pending ON outbox (notifier, next_at)
+        WHERE delivered_at IS NULL;
     """,
 ]
 
@@ -102,11 +103,13 @@ ALERT_COLUMNS = (
 def connect(path: str, readonly: bool = False) -> sqlite3.Connection:
     if readonly:
         uri = Path(path).resolve().as_uri() + "?mode=ro"
-        connection = sqlite3.connect(uri, uri=True, isolation_level=None,
-                                     check_same_thread=False)
+        connection = sqlite3.connect(
+            uri, uri=True, isolation_level=None, check_same_thread=False
+        )
     else:
-        connection = sqlite3.connect(path, isolation_level=None,
-                                     check_same_thread=False)
+        connection = sqlite3.connect(
+            path, isolation_level=None, check_same_thread=False
+        )
     connection.row_factory = sqlite3.Row
     connection.execute("PRAGMA busy_timeout = 5000")
     return connection
@@ -168,54 +171,84 @@ class Store:
                     "status = excluded.status, message = excluded.message, "
                     "metrics = excluded.metrics, details = excluded.details, "
                     "ts = excluded.ts, duration = excluded.duration",
-                    (result.check, result.server, result.subject, result.status.value,
-                     result.message, json.dumps(result.metrics),
-                     json.dumps(result.details, default=str), result.time,
-                     result.duration),
+                    (
+                        result.check,
+                        result.server,
+                        result.subject,
+                        result.status.value,
+                        result.message,
+                        json.dumps(result.metrics),
+                        json.dumps(result.details, default=str),
+                        result.time,
+                        result.duration,
+                    ),
                 )
                 for metric, value in result.metrics.items():
                     if value is None:
                         continue
                     key = (result.check, result.server, result.subject, metric)
-                    db.execute("INSERT OR REPLACE INTO samples VALUES (?, ?, ?)",
-                               (self.series_id(db, key), result.time, float(value)))
+                    db.execute(
+                        "INSERT OR REPLACE INTO samples VALUES (?, ?, ?)",
+                        (self.series_id(db, key), result.time, float(value)),
+                    )
 
     def series_id(self, db: _Transaction, key: tuple[str, str, str, str]) -> int:
         if key not in self.series_ids:
-            db.execute("INSERT OR IGNORE INTO series (check_name, server, subject, "
-                       "metric) VALUES (?, ?, ?, ?)", key)
-            row = db.execute("SELECT id FROM series WHERE check_name = ? AND "
-                             "server = ? AND subject = ? AND metric = ?", key).fetchone()
+            db.execute(
+                "INSERT OR IGNORE INTO series (check_name, server, subject, "
+                "metric) VALUES (?, ?, ?, ?)",
+                key,
+            )
+            row = db.execute(
+                "SELECT id FROM series WHERE check_name = ? AND "
+                "server = ? AND subject = ? AND metric = ?",
+                key,
+            ).fetchone()
             self.series_ids[key] = row[0]
         return self.series_ids[key]
 
     def latest(self) -> list[Result]:
         rows = self.reader.execute(
-            "SELECT * FROM latest ORDER BY check_name, server, subject").fetchall()
+            "SELECT * FROM latest ORDER BY check_name, server, subject"
+        ).fetchall()
         return [
             Result(
-                subject=row["subject"], status=Status(row["status"]),
-                message=row["message"], metrics=json.loads(row["metrics"]),
-                details=json.loads(row["details"]), server=row["server"],
-                check=row["check_name"], time=row["ts"], duration=row["duration"],
+                subject=row["subject"],
+                status=Status(row["status"]),
+                message=row["message"],
+                metrics=json.loads(row["metrics"]),
+                details=json.loads(row["details"]),
+                server=row["server"],
+                check=row["check_name"],
+                time=row["ts"],
+                duration=row["duration"],
             )
             for row in rows
         ]
 
-    def find_series(self, metric: str, check: str | None = None,
-                    server: str | None = None, subject: str | None = None) -> list[dict]:
+    def find_series(
+        self,
+        metric: str,
+        check: str | None = None,
+        server: str | None = None,
+        subject: str | None = None,
+    ) -> list[dict]:
         """Return the series named ``metric``, narrowed by the given key parts."""
         sql = "SELECT * FROM series WHERE metric = ?"
         args: list[Any] = [metric]
-        for column, value in (("check_name", check), ("server", server),
-                              ("subject", subject)):
+        for column, value in (
+            ("check_name", check),
+            ("server", server),
+            ("subject", subject),
+        ):
             if value is not None:
                 sql += f" AND {column} = ?"
                 args.append(value)
         return [dict(row) for row in self.reader.execute(sql, args).fetchall()]
 
-    def history(self, series_id: int, since: float, until: float,
-                points: int) -> list[dict[str, float]]:
+    def history(
+        self, series_id: int, since: float, until: float, points: int
+    ) -> list[dict[str, float]]:
         """Downsample one series to at most ``points`` buckets of min, max and mean."""
         width = max((until - since) / points, 1e-6)
         rows = self.reader.execute(
@@ -241,7 +274,8 @@ class Store:
 
     def open_alerts(self) -> list[Alert]:
         rows = self.reader.execute(
-            f"SELECT {ALERT_COLUMNS} FROM alerts WHERE state != 'resolved'").fetchall()
+            f"SELECT {ALERT_COLUMNS} FROM alerts WHERE state != 'resolved'"
+        ).fetchall()
         return [alert_from_row(row) for row in rows]
 
     def alerts(self, state: str | None = None, limit: int = 200) -> list[Alert]:
@@ -256,21 +290,31 @@ class Store:
 
     def alert(self, alert_id: int) -> Alert | None:
         row = self.reader.execute(
-            f"SELECT {ALERT_COLUMNS} FROM alerts WHERE id = ?", (alert_id,)).fetchone()
+            f"SELECT {ALERT_COLUMNS} FROM alerts WHERE id = ?", (alert_id,)
+        ).fetchone()
         return alert_from_row(row) if row else None
 
     def alert_events(self, alert_id: int) -> list[dict[str, Any]]:
         rows = self.reader.execute(
             "SELECT ts, event, severity, message FROM alert_events "
-            "WHERE alert_id = ? ORDER BY id", (alert_id,)).fetchall()
+            "WHERE alert_id = ? ORDER BY id",
+            (alert_id,),
+        ).fetchall()
         return [dict(row) for row in rows]
 
     def save_alert(self, db: _Transaction, alert: Alert, event: str) -> None:
         """Insert or update an alert and record the event, inside a transaction."""
         values = (
-            alert.check, alert.server, alert.subject, alert.severity.value,
-            alert.state, alert.message, json.dumps(alert.details, default=str),
-            alert.started_at, alert.updated_at, alert.resolved_at,
+            alert.check,
+            alert.server,
+            alert.subject,
+            alert.severity.value,
+            alert.state,
+            alert.message,
+            json.dumps(alert.details, default=str),
+            alert.started_at,
+            alert.updated_at,
+            alert.resolved_at,
             alert.notified_at,
             alert.notified_severity.value if alert.notified_severity else None,
         )
@@ -279,53 +323,80 @@ class Store:
                 "INSERT INTO alerts (check_name, server, subject, severity, state, "
                 "message, details, started_at, updated_at, resolved_at, notified_at, "
                 "notified_severity) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                values)
+                values,
+            )
             alert.id = cursor.lastrowid
         else:
             db.execute(
                 "UPDATE alerts SET check_name = ?, server = ?, subject = ?, "
                 "severity = ?, state = ?, message = ?, details = ?, started_at = ?, "
                 "updated_at = ?, resolved_at = ?, notified_at = ?, "
-                "notified_severity = ? WHERE id = ?", values + (alert.id,))
+                "notified_severity = ? WHERE id = ?",
+                values + (alert.id,),
+            )
         if event:
             db.execute(
                 "INSERT INTO alert_events (alert_id, ts, event, severity, message) "
                 "VALUES (?, ?, ?, ?, ?)",
-                (alert.id, alert.updated_at, event, alert.severity.value,
-                 alert.message))
+                (
+                    alert.id,
+                    alert.updated_at,
+                    event,
+                    alert.severity.value,
+                    alert.message,
+                ),
+            )
 
     # Notification outbox
 
-    def enqueue(self, db: _Transaction, notifier: str, event: str, alert: Alert,
-                payload: dict[str, Any], now: float) -> None:
+    def enqueue(
+        self,
+        db: _Transaction,
+        notifier: str,
+        event: str,
+        alert: Alert,
+        payload: dict[str, Any],
+        now: float,
+    ) -> None:
         db.execute(
             "INSERT INTO outbox (notifier, event, alert_id, payload, created_at, "
             "next_at) VALUES (?, ?, ?, ?, ?, ?)",
-            (notifier, event, alert.id, json.dumps(payload, default=str), now, now))
+            (notifier, event, alert.id, json.dumps(payload, default=str), now, now),
+        )
 
-    def due_notifications(self, notifier: str, now: float,
-                          limit: int = 20) -> list[dict[str, Any]]:
+    def due_notifications(
+        self, notifier: str, now: float, limit: int = 20
+    ) -> list[dict[str, Any]]:
         rows = self.reader.execute(
             "SELECT id, event, payload, attempts FROM outbox WHERE notifier = ? AND "
             "delivered_at IS NULL AND next_at <= ? ORDER BY id LIMIT ?",
-            (notifier, now, limit)).fetchall()
+            (notifier, now, limit),
+        ).fetchall()
         return [dict(row) | {"payload": json.loads(row["payload"])} for row in rows]
 
     def next_due(self, notifier: str) -> float | None:
         row = self.reader.execute(
             "SELECT MIN(next_at) FROM outbox WHERE notifier = ? AND "
-            "delivered_at IS NULL", (notifier,)).fetchone()
+            "delivered_at IS NULL",
+            (notifier,),
+        ).fetchone()
         return row[0]
 
     def mark_delivered(self, outbox_id: int, now: float) -> None:
         with self.transaction() as db:
-            db.execute("UPDATE outbox SET delivered_at = ?, attempts = attempts + 1 "
-                       "WHERE id = ?", (now, outbox_id))
+            db.execute(
+                "UPDATE outbox SET delivered_at = ?, attempts = attempts + 1 "
+                "WHERE id = ?",
+                (now, outbox_id),
+            )
 
     def mark_failed(self, outbox_id: int, error: str, next_at: float) -> None:
         with self.transaction() as db:
-            db.execute("UPDATE outbox SET attempts = attempts + 1, last_error = ?, "
-                       "next_at = ? WHERE id = ?", (error, next_at, outbox_id))
+            db.execute(
+                "UPDATE outbox SET attempts = attempts + 1, last_error = ?, "
+                "next_at = ? WHERE id = ?",
+                (error, next_at, outbox_id),
+            )
 
     def pending_count(self, notifier: str | None = None) -> int:
         sql = "SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL"
@@ -346,17 +417,22 @@ class Store:
             for (series_id,) in db.execute("SELECT id FROM series").fetchall():
                 deleted += db.execute(
                     "DELETE FROM samples WHERE series_id = ? AND ts < ?",
-                    (series_id, cutoff)).rowcount
+                    (series_id, cutoff),
+                ).rowcount
             counts["samples"] = deleted
             counts["results"] = db.execute(
-                "DELETE FROM latest WHERE ts < ?", (cutoff,)).rowcount
+                "DELETE FROM latest WHERE ts < ?", (cutoff,)
+            ).rowcount
             counts["notifications"] = db.execute(
                 "DELETE FROM outbox WHERE delivered_at IS NOT NULL AND "
-                "delivered_at < ?", (cutoff,)).rowcount
+                "delivered_at < ?",
+                (cutoff,),
+            ).rowcount
             counts["alerts"] = db.execute(
                 "DELETE FROM alerts WHERE state = 'resolved' AND resolved_at < ? AND "
                 "id NOT IN (SELECT alert_id FROM outbox WHERE delivered_at IS NULL)",
-                (cutoff,)).rowcount
+                (cutoff,),
+            ).rowcount
         return counts
 
     def integrity_check(self) -> str:

@@ -37,8 +37,9 @@ class BadParameter(Exception):
 
 def json_response(data: Any, status: int = 200) -> bottle.HTTPResponse:
     body = json.dumps(data, default=str, allow_nan=False)
-    return bottle.HTTPResponse(body=body, status=status,
-                               headers={"Content-Type": "application/json"})
+    return bottle.HTTPResponse(
+        body=body, status=status, headers={"Content-Type": "application/json"}
+    )
 
 
 def error_response(status: int, message: str, **extra: Any) -> bottle.HTTPResponse:
@@ -57,8 +58,12 @@ def make_app(monitor: Monitor) -> bottle.Bottle:
 
     def handle_error(error: bottle.HTTPError) -> str:
         if error.status_code >= 500:
-            log.error("%s %s failed: %s", bottle.request.method, bottle.request.path,
-                      error.traceback or error.body)
+            log.error(
+                "%s %s failed: %s",
+                bottle.request.method,
+                bottle.request.path,
+                error.traceback or error.body,
+            )
             message = "internal error; see the encmond log"
         elif error.status_code == 404:
             message = f"no route {bottle.request.path}"
@@ -93,8 +98,9 @@ def make_app(monitor: Monitor) -> bottle.Bottle:
         query = bottle.request.query
         state = query.get("state") or None
         if state is not None and state not in ALERT_STATES:
-            raise BadParameter("state", f"expected one of {', '.join(ALERT_STATES)}, "
-                               f"got {state!r}")
+            raise BadParameter(
+                "state", f"expected one of {', '.join(ALERT_STATES)}, got {state!r}"
+            )
         limit = int_parameter(query, "limit", 200, 1, 10000)
         found = monitor.store.alerts(state, limit)
         return json_response({"alerts": [alert.to_dict() for alert in found]})
@@ -104,8 +110,9 @@ def make_app(monitor: Monitor) -> bottle.Bottle:
         found = monitor.store.alert(alert_id)
         if found is None:
             return error_response(404, f"no alert with id {alert_id}")
-        return json_response(found.to_dict() | {
-            "events": monitor.store.alert_events(alert_id)})
+        return json_response(
+            found.to_dict() | {"events": monitor.store.alert_events(alert_id)}
+        )
 
     @app.get("/api/history")
     def history():
@@ -168,8 +175,11 @@ def time_parameter(query, name: str, default: float, now: float) -> float:
     try:
         return now - duration(text)
     except ValueError:
-        raise BadParameter(name, "expected epoch seconds, an ISO 8601 time or a "
-                           f"duration such as 1h, got {text!r}") from None
+        raise BadParameter(
+            name,
+            "expected epoch seconds, an ISO 8601 time or a "
+            f"duration such as 1h, got {text!r}",
+        ) from None
 
 
 def history_response(monitor: Monitor, query) -> bottle.HTTPResponse:
@@ -186,27 +196,36 @@ def history_response(monitor: Monitor, query) -> bottle.HTTPResponse:
     keys = {name: query.get(name) or None for name in ("check", "server", "subject")}
     found = monitor.store.find_series(metric, **keys)
     if not found:
-        return error_response(404, f"no stored series matches metric={metric!r}"
-                              + "".join(f" {k}={v!r}" for k, v in keys.items() if v))
+        return error_response(
+            404,
+            f"no stored series matches metric={metric!r}"
+            + "".join(f" {k}={v!r}" for k, v in keys.items() if v),
+        )
     if len(found) > 1:
         candidates = [
             {"check": s["check_name"], "server": s["server"], "subject": s["subject"]}
             for s in found
         ]
-        return error_response(400, f"{len(found)} series match metric={metric!r}; "
-                              "add check=, server= or subject=",
-                              parameter="metric", candidates=candidates)
+        return error_response(
+            400,
+            f"{len(found)} series match metric={metric!r}; "
+            "add check=, server= or subject=",
+            parameter="metric",
+            candidates=candidates,
+        )
     series = found[0]
     buckets = monitor.store.history(series["id"], since, until, points)
-    return json_response({
-        "metric": metric,
-        "check": series["check_name"],
-        "server": series["server"],
-        "subject": series["subject"],
-        "since": since,
-        "until": until,
-        "points": buckets,
-    })
+    return json_response(
+        {
+            "metric": metric,
+            "check": series["check_name"],
+            "server": series["server"],
+            "subject": series["subject"],
+            "since": since,
+            "until": until,
+            "points": buckets,
+        }
+    )
 
 
 def server_results(results: list[Result]) -> dict[str, Result]:
@@ -228,13 +247,20 @@ def health_report(monitor: Monitor) -> dict[str, Any]:
         state = "up" if result.status is Status.OK else "down"
         if age > 3 * interval + 60:
             state = "unknown"
-        servers[name] = {"status": state, "message": result.message,
-                         "checked_at": result.time, "age_seconds": round(age, 3)}
+        servers[name] = {
+            "status": state,
+            "message": result.message,
+            "checked_at": result.time,
+            "age_seconds": round(age, 3),
+        }
     overall = "up" if all(s["status"] == "up" for s in servers.values()) else "degraded"
     return {
         "status": overall,
-        "encmond": {"status": "up", "version": __version__,
-                    "uptime_seconds": round(now - monitor.started_at, 3)},
+        "encmond": {
+            "status": "up",
+            "version": __version__,
+            "uptime_seconds": round(now - monitor.started_at, 3),
+        },
         "servers": servers,
     }
 
@@ -247,10 +273,14 @@ def metrics_report(monitor: Monitor) -> dict[str, Any]:
     servers = {}
     for name, server in config.servers.items():
         result = server_results(results).get(name)
-        servers[name] = summarise(result) | {"role": server.role,
-                                             "address": f"{server.host}:{server.port}"}
-    targets = {name: {"replication": None, "tables": {t: {} for t in sorted(tables)}}
-               for name in config.targets}
+        servers[name] = summarise(result) | {
+            "role": server.role,
+            "address": f"{server.host}:{server.port}",
+        }
+    targets = {
+        name: {"replication": None, "tables": {t: {} for t in sorted(tables)}}
+        for name in config.targets
+    }
     for result in results:
         target = targets.get(result.server)
         if target is None:

@@ -1,8 +1,77 @@
-"""Shared fixtures: the tests directory on sys.path for the ``pair`` harness."""
+"""Shared fixtures: a real MariaDB pair for the session, configs and daemons."""
 
+from __future__ import annotations
+
+import itertools
 import sys
 from pathlib import Path
+
+import pytest
+import yaml
 
 TESTS = Path(__file__).parent
 if str(TESTS) not in sys.path:
     sys.path.insert(0, str(TESTS))
+
+from daemon_process import DaemonProcess  # noqa: E402
+from pair import start_pair  # noqa: E402 - needs tests/ on sys.path first
+
+_schemas = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def pair(tmp_path_factory):
+    """A source and an encrypted target replicating with GTID, for the session.
+
+    Tests that stop, kill or reconfigure a server restore it before they end.
+    """
+    with start_pair(tmp_path_factory.mktemp("pair")) as running:
+        yield running
+
+
+@pytest.fixture
+def schema(pair):
+    """A fresh database on the source, replicated to the target, dropped after."""
+    name = f"t{next(_schemas)}"
+    pair.source.execute(f"CREATE DATABASE {name}")
+    pair.wait_caught_up()
+    yield name
+    pair.source.execute(f"DROP DATABASE IF EXISTS {name}")
+    pair.wait_caught_up()
+
+
+@pytest.fixture
+def write_config(tmp_path, pair):
+    """Write an encmond YAML config for the pair; keyword arguments override keys."""
+
+    def write(**overrides):
+        config = pair.encmond_config(
+            storage={"path": str(tmp_path / "encmond.db")},
+            web={"listen": "127.0.0.1:0"},
+            plugins={"dirs": []},
+        )
+        for server in ("source", "target"):
+            config[server]["retry_delay"] = "500ms"
+            config[server]["connect_timeout"] = "2s"
+        config.update(overrides)
+        path = tmp_path / "config.yaml"
+        path.write_text(yaml.safe_dump(config, allow_unicode=True))
+        return path
+
+    return write
+
+
+@pytest.fixture
+def daemon(tmp_path):
+    """Start ``encmond run`` on a config file; stopped (and checked) after the test."""
+    started = []
+
+    def start(config_path, **kwargs):
+        process = DaemonProcess(config_path, tmp_path, **kwargs)
+        started.append(process)
+        process.start()
+        return process
+
+    yield start
+    for process in started:
+        process.stop()

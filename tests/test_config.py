@@ -75,8 +75,15 @@ def test_load_spec_example(write):
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("500ms", 0.5), ("30s", 30.0), ("5m", 300.0), ("24h", 86400.0), (12, 12.0),
-     ("1.5", 1.5), ("2d", 172800.0)],
+    [
+        ("500ms", 0.5),
+        ("30s", 30.0),
+        ("5m", 300.0),
+        ("24h", 86400.0),
+        (12, 12.0),
+        ("1.5", 1.5),
+        ("2d", 172800.0),
+    ],
 )
 def test_duration_units(text, seconds):
     assert duration(text) == seconds
@@ -112,8 +119,13 @@ def test_bad_value_names_allowed(write):
 
 
 def test_unknown_check_named(write):
-    error = error_of(write(BASE.replace("  checksum:    {interval: 15m}",
-                                        "  checksums:    {interval: 15m}")))
+    error = error_of(
+        write(
+            BASE.replace(
+                "  checksum:    {interval: 15m}", "  checksums:    {interval: 15m}"
+            )
+        )
+    )
     assert "unknown check 'checksums'" in str(error)
     assert "did you mean 'checksum'" in str(error)
 
@@ -125,14 +137,20 @@ def test_unknown_notifier_type(write):
 
 
 def test_bad_severity_lists_allowed(write):
-    error = error_of(write(BASE.replace("{type: log}",
-                                        "{type: log, min_severity: LOUD}")))
+    error = error_of(
+        write(BASE.replace("{type: log}", "{type: log, min_severity: LOUD}"))
+    )
     assert "INFO, WARNING, CRITICAL" in str(error)
 
 
 def test_invalid_yaml_line(write):
-    error = error_of(write(BASE.replace("tables: [shop.orders,", "tables: [shop.orders")
-                           .replace("shop.customers]", "shop.customers")))
+    error = error_of(
+        write(
+            BASE.replace("tables: [shop.orders,", "tables: [shop.orders").replace(
+                "shop.customers]", "shop.customers"
+            )
+        )
+    )
     assert "invalid YAML" in str(error)
     assert error.line is not None
 
@@ -166,8 +184,10 @@ def test_password_file_missing(write):
 
 
 def test_password_and_file_conflict(write):
-    text = BASE.replace("  password_file: target.password",
-                        "  password_file: target.password\n  password: x")
+    text = BASE.replace(
+        "  password_file: target.password",
+        "  password_file: target.password\n  password: x",
+    )
     assert "not both" in str(error_of(write(text)))
 
 
@@ -175,7 +195,8 @@ def test_several_targets(write):
     text = BASE.replace(
         "target:\n  host: db-new.example.internal\n  user: encmond\n"
         "  password_file: target.password\n",
-        "targets:\n  encrypted: {host: a, user: u}\n  replica: {host: b, user: u}\n")
+        "targets:\n  encrypted: {host: a, user: u}\n  replica: {host: b, user: u}\n",
+    )
     config = load_config(write(text), {"REPLICA_DB_PORT": "3310"})
     assert list(config.targets) == ["encrypted", "replica"]
     assert config.targets["replica"].port == 3310
@@ -189,9 +210,10 @@ def test_target_and_targets_conflict(write):
 
 def test_ssl_settings(write, tmp_path):
     (tmp_path / "ca.pem").write_text("not checked here")
-    text = BASE.replace("  password: source-secret",
-                        "  password: source-secret\n"
-                        "  ssl: {ca: ca.pem, verify_identity: true}")
+    text = BASE.replace(
+        "  password: source-secret",
+        "  password: source-secret\n  ssl: {ca: ca.pem, verify_identity: true}",
+    )
     config = load_config(write(text), {})
     assert config.source.ssl["ca"] == str(tmp_path / "ca.pem")
     assert config.source.ssl["verify_identity"] is True
@@ -199,8 +221,10 @@ def test_ssl_settings(write, tmp_path):
 
 
 def test_table_name_forms(write):
-    text = BASE.replace("tables: [shop.orders, shop.customers]",
-                        "tables: ['shop.a`b', {schema: 'my.db', table: 'tä-ble'}]")
+    text = BASE.replace(
+        "tables: [shop.orders, shop.customers]",
+        "tables: ['shop.a`b', {schema: 'my.db', table: 'tä-ble'}]",
+    )
     tables = load_config(write(text), {}).tables
     assert tables[0].quoted == "`shop`.`a``b`"
     assert tables[1].quoted == "`my.db`.`tä-ble`"

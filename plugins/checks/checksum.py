@@ -14,7 +14,8 @@ class Checksum(TableCheck):
     interval = 900.0
     options = {
         "wait_timeout": Setting(
-            positive_duration, 60.0,
+            positive_duration,
+            60.0,
             "how long a recheck waits for the target to reach the source position",
         ),
     }
@@ -29,8 +30,13 @@ class Checksum(TableCheck):
 
         comparison = compare(ctx, measure, self.settings["wait_timeout"])
         matched = int(comparison.source == comparison.target)
-        return comparison_result(table, comparison, "checksum", {"match": matched},
-                                 self.settings["wait_timeout"])
+        return comparison_result(
+            table,
+            comparison,
+            "checksum",
+            {"match": matched},
+            self.settings["wait_timeout"],
+        )
 
 
 @hookimpl

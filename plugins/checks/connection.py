@@ -23,33 +23,46 @@ class Connection(Check):
                 latency = time.monotonic() - started
                 facts = session.query_one(
                     "SELECT VERSION() AS version, @@GLOBAL.read_only AS read_only, "
-                    "@@hostname AS hostname, @@server_id AS server_id")
+                    "@@hostname AS hostname, @@server_id AS server_id"
+                )
                 cipher = session.query_one("SHOW SESSION STATUS LIKE 'Ssl_cipher'")
         except ServerUnavailable as exc:
-            return [Result(
-                subject=ctx.name, status=Status.CRITICAL, message=f"down: {exc.reason}",
-                metrics={"up": 0, "latency_seconds": None},
-                details={"error": exc.reason, "role": ctx.server.config.role},
-            )]
+            return [
+                Result(
+                    subject=ctx.name,
+                    status=Status.CRITICAL,
+                    message=f"down: {exc.reason}",
+                    metrics={"up": 0, "latency_seconds": None},
+                    details={"error": exc.reason, "role": ctx.server.config.role},
+                )
+            ]
         tls = (cipher or {}).get("Value") or None
         read_only = bool(int(facts["read_only"]))
         message = (
             f"up, {facts['version']}, {latency * 1000:.1f} ms, "
             f"read_only {'ON' if read_only else 'OFF'}, TLS {tls or 'off'}"
         )
-        return [Result(
-            subject=ctx.name, status=Status.OK, message=message,
-            metrics={"up": 1, "latency_seconds": latency, "read_only": int(read_only)},
-            details={
-                "role": ctx.server.config.role,
-                "version": facts["version"],
-                "hostname": facts["hostname"],
-                "server_id": facts["server_id"],
-                "read_only": read_only,
-                "tls_cipher": tls,
-                "address": f"{ctx.server.config.host}:{ctx.server.config.port}",
-            },
-        )]
+        return [
+            Result(
+                subject=ctx.name,
+                status=Status.OK,
+                message=message,
+                metrics={
+                    "up": 1,
+                    "latency_seconds": latency,
+                    "read_only": int(read_only),
+                },
+                details={
+                    "role": ctx.server.config.role,
+                    "version": facts["version"],
+                    "hostname": facts["hostname"],
+                    "server_id": facts["server_id"],
+                    "read_only": read_only,
+                    "tls_cipher": tls,
+                    "address": f"{ctx.server.config.host}:{ctx.server.config.port}",
+                },
+            )
+        ]
 
 
 @hookimpl

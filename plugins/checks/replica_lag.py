@@ -42,15 +42,19 @@ class ReplicaLag(Check):
             lambda: self.source_position(ctx),
         )
         if status is None:
-            return [Result(
-                subject="replication", status=Status.CRITICAL,
-                message="replication is not configured on this server "
-                        "(SHOW REPLICA STATUS returned no row)",
-                metrics={"lag_known": 0, "io_running": 0, "sql_running": 0},
-            )]
+            return [
+                Result(
+                    subject="replication",
+                    status=Status.CRITICAL,
+                    message="replication is not configured on this server "
+                    "(SHOW REPLICA STATUS returned no row)",
+                    metrics={"lag_known": 0, "io_running": 0, "sql_running": 0},
+                )
+            ]
         positions = ctx.target.query_one(
             "SELECT @@GLOBAL.gtid_slave_pos AS applied, "
-            "@@GLOBAL.gtid_current_pos AS current")
+            "@@GLOBAL.gtid_current_pos AS current"
+        )
         return [self.evaluate(status, source_pos, positions or {})]
 
     def source_position(self, ctx) -> str | None:
@@ -63,8 +67,9 @@ class ReplicaLag(Check):
         lag = status["lag_seconds"]
         behind = None
         if source_pos is not None:
-            behind = sum(transactions_behind(source_pos, positions.get("applied"))
-                         .values())
+            behind = sum(
+                transactions_behind(source_pos, positions.get("applied")).values()
+            )
         details = {
             **status,
             "source_gtid_binlog_pos": source_pos,
@@ -81,11 +86,21 @@ class ReplicaLag(Check):
         }
         problem = thread_problem(status)
         if problem:
-            return Result("replication", Status.CRITICAL,
-                          f"replication stopped: {problem}", metrics, details)
+            return Result(
+                "replication",
+                Status.CRITICAL,
+                f"replication stopped: {problem}",
+                metrics,
+                details,
+            )
         if lag is None:
-            return Result("replication", Status.CRITICAL,
-                          "lag unknown: Seconds_Behind_Master is NULL", metrics, details)
+            return Result(
+                "replication",
+                Status.CRITICAL,
+                "lag unknown: Seconds_Behind_Master is NULL",
+                metrics,
+                details,
+            )
         message = f"lag {lag} s"
         if behind is not None:
             message += f", {behind} transaction{'s' if behind != 1 else ''} behind"

@@ -14,7 +14,8 @@ class RowCount(TableCheck):
     interval = 60.0
     options = {
         "wait_timeout": Setting(
-            positive_duration, 30.0,
+            positive_duration,
+            30.0,
             "how long a recheck waits for the target to reach the source position",
         ),
     }
@@ -30,11 +31,13 @@ class RowCount(TableCheck):
         metrics = {
             "source_rows": comparison.source,
             "target_rows": comparison.target,
-            "difference": None if None in (comparison.source, comparison.target)
+            "difference": None
+            if None in (comparison.source, comparison.target)
             else comparison.target - comparison.source,
         }
-        return comparison_result(table, comparison, "row count", metrics,
-                                 self.settings["wait_timeout"])
+        return comparison_result(
+            table, comparison, "row count", metrics, self.settings["wait_timeout"]
+        )
 
 
 @hookimpl

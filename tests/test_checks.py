@@ -1,0 +1,191 @@
+"""The bundled checks against the real source/target pair, run in-process once."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from daemon_process import wait_for
+from encmond.checkonce import run_once
+from encmond.daemon import load
+from encmond.model import Status
+
+
+def results_of(config_path, only=None):
+    config, plugins = load(str(config_path))
+    return run_once(config, plugins, only)
+
+
+def find(results, check, subject):
+    matches = [r for r in results if r.check == check and r.subject == subject]
+    assert len(matches) == 1, [str(r) for r in results]
+    return matches[0]
+
+
+@pytest.fixture
+def orders(pair, schema):
+    pair.source.execute(
+        f"CREATE TABLE {schema}.orders (id INT PRIMARY KEY, note VARCHAR(40), "
+        "amount DECIMAL(10, 2), created DATETIME)"
+    )
+    pair.source.execute(
+        f"INSERT INTO {schema}.orders SELECT seq, CONCAT('order ', seq), seq / 7, "
+        f"'2026-01-01' + INTERVAL seq MINUTE FROM {schema}.seq_1_to_500"
+    )
+    pair.wait_caught_up()
+    return f"{schema}.orders"
+
+
+def test_identical_pair_all_ok(write_config, orders):
+    results = results_of(write_config(tables=[orders]))
+    assert {r.check for r in results} == {
+        "connection",
+        "replica_lag",
+        "checksum",
+        "row_count",
+    }
+    for result in results:
+        assert result.status is Status.OK, str(result) + " " + result.message
+    assert find(results, "row_count", orders).metrics["source_rows"] == 500
+    assert find(results, "connection", "target").details["role"] == "target"
+    assert find(results, "replica_lag", "replication").metrics["lag_seconds"] == 0
+
+
+def test_target_drift_named(pair, write_config, orders):
+    pair.target.execute_unlogged(f"UPDATE {orders} SET note = 'drift' WHERE id = 42")
+    results = results_of(write_config(tables=[orders]), ["checksum", "row_count"])
+    checksum = find(results, "checksum", orders)
+    assert checksum.status is Status.CRITICAL
+    assert checksum.details["state"] == "diverged"
+    assert "differs" in checksum.message
+    assert find(results, "row_count", orders).status is Status.OK
+
+
+def test_target_row_missing(pair, write_config, orders):
+    pair.target.execute_unlogged(f"DELETE FROM {orders} WHERE id = 7")
+    results = results_of(write_config(tables=[orders]), ["row_count"])
+    count = find(results, "row_count", orders)
+    assert count.status is Status.CRITICAL
+    assert count.metrics["difference"] == -1
+
+
+def test_table_missing_on_target(pair, write_config, schema):
+    pair.source.execute_unlogged(f"CREATE TABLE {schema}.only_source (id INT)")
+    results = results_of(write_config(tables=[f"{schema}.only_source"]), ["checksum"])
+    result = find(results, "checksum", f"{schema}.only_source")
+    assert result.status is Status.CRITICAL
+    assert result.details["state"] == "missing"
+    assert result.message == "table missing on the target"
+
+
+def test_table_missing_on_both(write_config, schema):
+    results = results_of(write_config(tables=[f"{schema}.nowhere"]), ["row_count"])
+    result = find(results, "row_count", f"{schema}.nowhere")
+    assert result.status is Status.CRITICAL
+    assert result.message == "table missing on the source and target"
+
+
+def test_view_not_comparable(pair, write_config, orders, schema):
+    pair.source.execute(f"CREATE VIEW {schema}.v AS SELECT id FROM {orders}")
+    pair.wait_caught_up()
+    result = find(
+        results_of(write_config(tables=[f"{schema}.v"]), ["checksum"]),
+        "checksum",
+        f"{schema}.v",
+    )
+    assert result.status is Status.UNKNOWN
+    assert result.details["state"] == "not_comparable"
+    assert "view" in result.message
+
+
+def test_odd_table_names(pair, write_config, schema):
+    names = ["we`ird", "dash-name", "tä_blé", "select"]
+    for name in names:
+        quoted = "`" + name.replace("`", "``") + "`"
+        pair.source.execute(f"CREATE TABLE {schema}.{quoted} (id INT PRIMARY KEY)")
+        pair.source.execute(f"INSERT INTO {schema}.{quoted} VALUES (1), (2)")
+    pair.wait_caught_up()
+    tables = [f"{schema}.{name}" for name in names]
+    results = results_of(write_config(tables=tables), ["checksum", "row_count"])
+    for table in tables:
+        assert find(results, "checksum", table).status is Status.OK
+        assert find(results, "row_count", table).metrics["target_rows"] == 2
+
+
+def test_missing_privilege_names_grant(pair, write_config, schema):
+    user = f"weak_{schema}"
+    for server in (pair.source, pair.target):
+        server.execute_unlogged(
+            f"CREATE USER '{user}'@'%' IDENTIFIED BY 'pw'",
+            f"GRANT SELECT, PROCESS, REPLICATION CLIENT ON *.* TO '{user}'@'%'",
+        )
+    try:
+        path = write_config()
+        config = yaml.safe_load(path.read_text())
+        for server in ("source", "target"):
+            config[server].update(user=user, password="pw")
+        path.write_text(yaml.safe_dump(config))
+        result = find(results_of(path, ["replica_lag"]), "replica_lag", "target")
+        assert result.status is Status.UNKNOWN
+        assert "SLAVE MONITOR" in result.message
+        assert f"GRANT SLAVE MONITOR ON *.* TO '{user}'@'%'" in result.message
+    finally:
+        for server in (pair.source, pair.target):
+            server.execute_unlogged(f"DROP USER '{user}'@'%'")
+
+
+def test_io_thread_error_text(pair, write_config):
+    """A wrong replication password leaves the IO thread Connecting with 1045."""
+    target = pair.target
+    target.execute_unlogged(
+        "STOP SLAVE", "CHANGE MASTER TO MASTER_PASSWORD='wrong'", "START SLAVE"
+    )
+    try:
+        wait_for(
+            lambda: (target.slave_status() or {}).get("Last_IO_Errno"),
+            30,
+            message="the IO thread never reported an error",
+        )
+        result = find(
+            results_of(write_config(), ["replica_lag"]), "replica_lag", "replication"
+        )
+        assert result.status is Status.CRITICAL
+        assert result.metrics["lag_seconds"] is None
+        assert result.metrics["lag_known"] == 0
+        assert "IO thread Connecting" in result.message
+        assert "error 1045" in result.message
+        assert "Access denied" in result.message
+    finally:
+        target.execute_unlogged(
+            "STOP SLAVE",
+            f"CHANGE MASTER TO MASTER_PASSWORD='{pair.repl_password}'",
+            "START SLAVE",
+        )
+        pair.wait_caught_up()
+
+
+def test_sql_thread_stopped(pair, write_config):
+    pair.target.execute_unlogged("STOP SLAVE SQL_THREAD")
+    try:
+        result = find(
+            results_of(write_config(), ["replica_lag"]), "replica_lag", "replication"
+        )
+        assert result.status is Status.CRITICAL
+        assert "SQL thread No" in result.message
+        assert result.metrics["lag_seconds"] is None
+    finally:
+        pair.target.execute_unlogged("START SLAVE SQL_THREAD")
+
+
+def test_unreachable_server_unknown(write_config):
+    path = write_config()
+    config = yaml.safe_load(path.read_text())
+    config["target"]["port"] = 1
+    config["target"]["retry_attempts"] = 2
+    path.write_text(yaml.safe_dump(config))
+    results = results_of(path, ["connection", "replica_lag"])
+    down = find(results, "connection", "target")
+    assert down.status is Status.CRITICAL
+    assert down.metrics["up"] == 0
+    assert "after 2 attempts" in down.message
+    assert find(results, "replica_lag", "target").status is Status.UNKNOWN
