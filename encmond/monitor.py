@@ -35,7 +35,7 @@ class Monitor:
             for name, cls in plugins.checks.items()
             if config.checks[name]["enabled"]
         ]
-        self.jobs = build_jobs(config, self.checks, self.databases)
+        self.jobs = build_jobs(config, self.checks, self.databases, store)
         self.runner = Runner()
         self.runner.remember(store.latest())
         notifiers = [

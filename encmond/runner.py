@@ -42,6 +42,9 @@ class CheckContext:
     target: Database | None = None
     server: Database | None = None
     log: logging.Logger = field(default_factory=lambda: log)
+    # The daemon's Store, for checks that keep state between runs (None in
+    # ``encmond check``, which runs each check once without storage).
+    store: Any = None
 
     @property
     def tables(self) -> list[Table]:
@@ -107,7 +110,10 @@ class Job:
 
 
 def build_jobs(
-    config: Config, checks: list[Check], databases: dict[str, Database]
+    config: Config,
+    checks: list[Check],
+    databases: dict[str, Database],
+    store: Any = None,
 ) -> list[Job]:
     """Bind each enabled check to the servers or targets its scope covers."""
     jobs = []
@@ -122,6 +128,7 @@ def build_jobs(
                     source=source,
                     server=database,
                     log=logging.getLogger(f"encmond.checks.{check}"),
+                    store=store,
                 )
                 jobs.append(Job(check, context))
             continue
@@ -134,6 +141,7 @@ def build_jobs(
                 target=databases[name],
                 server=databases[name],
                 log=logging.getLogger(f"encmond.checks.{check}"),
+                store=store,
             )
             jobs.append(Job(check, context))
     return jobs

@@ -92,6 +92,16 @@ MIGRATIONS: list[str] = [
     CREATE INDEX outbox_pending ON outbox (notifier, next_at)
         WHERE delivered_at IS NULL;
     """,
+    """
+    CREATE TABLE validation_progress (
+        check_name TEXT NOT NULL,
+        server TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        state TEXT NOT NULL,
+        updated_at REAL NOT NULL,
+        PRIMARY KEY (check_name, server, subject)
+    );
+    """,
 ]
 
 ALERT_COLUMNS = (

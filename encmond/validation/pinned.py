@@ -1,0 +1,111 @@
+"""Reading the same statement on the source, pinned, and on the caught-up target.
+
+On the source the statement runs inside ``START TRANSACTION WITH CONSISTENT
+SNAPSHOT``, and ``@@GLOBAL.gtid_binlog_pos`` is read in the same transaction.
+That position is at or after the snapshot, so once the target has applied it
+(``MASTER_GTID_WAIT``) the target holds at least everything the snapshot saw.
+Nothing is ever written to either server.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from encmond.db import Session
+
+# Session settings that change how values are written as text. Every session
+# that reads rows for comparison pins them, on both servers alike; db.py
+# already pins time_zone and the utf8mb4 character set.
+SESSION_SETTINGS = (
+    "SET SESSION sql_mode = 'NO_ENGINE_SUBSTITUTION'",
+    "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ",
+)
+
+
+def pin_session(session: Session) -> None:
+    for statement in SESSION_SETTINGS:
+        session.query(statement)
+
+
+@dataclass
+class Reading:
+    """The rows of one statement, how long it took, and the source position."""
+
+    rows: list[dict[str, Any]]
+    seconds: float
+    position: str = ""
+
+    @property
+    def value(self) -> tuple[Any, ...]:
+        """The first row's values, or an empty tuple when there is no row."""
+        return tuple(self.rows[0].values()) if self.rows else ()
+
+    @property
+    def count(self) -> int:
+        return int(self.value[0] or 0) if self.value else 0
+
+
+class Pinned:
+    """A source session and a target session that read statements pinned.
+
+    ``wait_timeout`` is how long, in seconds, a target read waits for the
+    target to apply the source position before it gives up.
+    """
+
+    def __init__(self, source: Session, target: Session, wait_timeout: float):
+        self.source = source
+        self.target = target
+        self.wait_timeout = wait_timeout
+        self.reached = ""
+
+    def read_source(self, sql: str, args: list[Any]) -> Reading:
+        """Run ``sql`` in a new consistent snapshot; return rows and position."""
+        started = time.monotonic()
+        self.source.query("START TRANSACTION WITH CONSISTENT SNAPSHOT")
+        try:
+            rows = self.source.query(sql, args)
+            position = self.source.value("SELECT @@GLOBAL.gtid_binlog_pos") or ""
+        finally:
+            self.source.query("COMMIT")
+        return Reading(rows, time.monotonic() - started, position)
+
+    def read_target(self, sql: str, args: list[Any], position: str):
+        """Wait until the target applied ``position``, then run ``sql``.
+
+        Returns None when the target did not get there within wait_timeout.
+        """
+        if not self.wait(position):
+            return None
+        started = time.monotonic()
+        rows = self.target.query(sql, args)
+        return Reading(rows, time.monotonic() - started)
+
+    def wait(self, position: str) -> bool:
+        """Wait with MASTER_GTID_WAIT, in slices shorter than the read timeout."""
+        if not position or position == self.reached:
+            return True
+        deadline = time.monotonic() + self.wait_timeout
+        piece = max(1.0, self.target.database.config.read_timeout - 2.0)
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            reached = self.target.value(
+                "SELECT MASTER_GTID_WAIT(%s, %s)",
+                (position, round(min(piece, remaining), 3)),
+            )
+            if reached == 0:
+                self.reached = position
+                return True
+            if reached is None:
+                return False
+
+    def read_both(self, sql: str, args: list[Any]):
+        """Read on the source, then on the target once caught up.
+
+        Returns (source reading, target reading or None when behind).
+        """
+        source = self.read_source(sql, args)
+        return source, self.read_target(sql, args, source.position)

@@ -1,0 +1,217 @@
+"""Turning a table's PassState into the Result that a check returns.
+
+``details["state"]`` is one of match, in_progress, in_flux, diverged and
+behind here (missing and not_comparable come from the table lookup before a
+pass). ``details["last_clean_pass"]`` is the epoch time at which the last
+pass without a diverged or changing chunk finished, or None.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from encmond.config import Table
+from encmond.model import Result, Status
+from encmond.validation.chunks import Chunk
+from encmond.validation.progress import PassState
+from encmond.validation.recheck import BEHIND, DIVERGED, IN_FLUX, MATCH
+
+IN_PROGRESS = "in_progress"
+STATUS_OF_STATE = {
+    MATCH: Status.OK,
+    IN_PROGRESS: Status.OK,
+    DIVERGED: Status.CRITICAL,
+    IN_FLUX: Status.UNKNOWN,
+    BEHIND: Status.UNKNOWN,
+}
+SHOWN_KEYS = 3  # differing keys or ranges named in a message
+
+
+@dataclass
+class Outcome:
+    """What one run found for a table, besides its PassState."""
+
+    check: str
+    key: list[str]
+    whole_table: str | None = None
+    behind: str = ""
+    wait_timeout: float = 0.0
+    stale_after: float = 0.0
+    paused_seconds: float = 0.0
+
+
+def pass_view(state: PassState) -> dict[str, Any]:
+    """Return the running pass in the same form as ``state.last_pass``."""
+    return state.summary(IN_PROGRESS)
+
+
+def choose(state: PassState, outcome: Outcome) -> tuple[str, dict[str, Any]]:
+    """Return the table's state and the pass that shows it.
+
+    A diverged chunk in the running pass wins; then a lagging target; then a
+    divergence found by the last finished pass, which stays until a new pass
+    has checked the table again.
+    """
+    current = pass_view(state) if state.running else None
+    last = state.last_pass
+    if current and current["diverged"]:
+        return DIVERGED, current
+    if outcome.behind:
+        return BEHIND, current or last or pass_view(state)
+    if current and last and last["state"] == DIVERGED:
+        return DIVERGED, last
+    if current or last is None:
+        return IN_PROGRESS, current or pass_view(state)
+    return last["state"], last
+
+
+def table_result(table: Table, state: PassState, outcome: Outcome) -> Result:
+    name, shown = choose(state, outcome)
+    now = time.time()
+    since = state.last_clean_pass or state.first_seen or now
+    stale = name != DIVERGED and now - since > outcome.stale_after
+    status = Status.WARNING if stale else STATUS_OF_STATE[name]
+    message = describe(name, shown, state, outcome)
+    if outcome.whole_table:
+        message = f"{outcome.whole_table}, so the whole table is compared: {message}"
+    if stale:
+        message += f"; stale: no clean pass for {now - since:.0f} s"
+    return Result(
+        str(table),
+        status,
+        message,
+        metrics(name, shown, state, outcome),
+        details(name, shown, state, outcome, stale),
+    )
+
+
+def describe(name: str, shown: dict, state: PassState, outcome: Outcome) -> str:
+    if name == MATCH:
+        return f"{shown['rows_checked']} rows match in {shown['chunks_done']} chunks"
+    if name == IN_PROGRESS:
+        return progress_text(state)
+    if name == BEHIND:
+        return (
+            f"the target did not apply source position {outcome.behind} within "
+            f"{outcome.wait_timeout:g} s; the pass resumes on the next run"
+        )
+    if name == IN_FLUX:
+        ranges = chunk_list(shown["in_flux"], outcome.key)
+        return (
+            f"{len(shown['in_flux'])} chunks changed during every comparison "
+            f"({ranges}); compared again on the next pass"
+        )
+    return diverged_text(shown, outcome)
+
+
+def diverged_text(shown: dict, outcome: Outcome) -> str:
+    chunks = [entry["chunk"] for entry in shown["diverged"]]
+    ranges = chunk_list(chunks, outcome.key)
+    if outcome.check == "row_count":
+        return (
+            f"row counts differ in {len(chunks)} key ranges ({ranges}): "
+            f"source {shown['source_rows']} rows, target {shown['target_rows']}"
+        )
+    differences = shown["differences"]
+    if not differences:
+        return f"data differs in {len(chunks)} chunks ({ranges})"
+    kinds: dict[str, int] = {}
+    for difference in differences:
+        kinds[difference["kind"]] = kinds.get(difference["kind"], 0) + 1
+    counts = ", ".join(f"{count} {kind}" for kind, count in sorted(kinds.items()))
+    keys = "; ".join(
+        ", ".join(f"{k}={v}" for k, v in difference["key"].items())
+        for difference in differences[:SHOWN_KEYS]
+    )
+    more = ", ..." if len(differences) > SHOWN_KEYS else ""
+    return f"data differs in {len(differences)} rows ({counts}): {keys}{more}"
+
+
+def chunk_list(chunks: list[dict], key: list[str]) -> str:
+    shown = [Chunk.from_json(chunk).describe(key) for chunk in chunks[:SHOWN_KEYS]]
+    return "; ".join(shown) + ("; ..." if len(chunks) > SHOWN_KEYS else "")
+
+
+def progress_text(state: PassState) -> str:
+    done = percent(state)
+    text = f"pass in progress: {state.chunks_done} chunks, {state.rows_checked} rows"
+    if done is not None:
+        text += f", about {done:.0f} %"
+    left = eta(state)
+    if left is not None:
+        text += f", about {left:.0f} s left"
+    return text
+
+
+def percent(state: PassState) -> float | None:
+    if not state.rows_estimate:
+        return None
+    return min(100.0, 100.0 * state.rows_checked / state.rows_estimate)
+
+
+def eta(state: PassState) -> float | None:
+    """Estimate the seconds of validation work left in the running pass."""
+    if not state.rows_estimate or not state.rows_checked or not state.active_seconds:
+        return None
+    rate = state.rows_checked / state.active_seconds
+    return max(0.0, (state.rows_estimate - state.rows_checked) / rate)
+
+
+def progress(state: PassState) -> dict[str, Any]:
+    """Return the running pass's progress: chunks, rows, percent and ETA."""
+    return {
+        "pass_started": state.started_at,
+        "chunks_done": state.chunks_done,
+        "rows_checked": state.rows_checked,
+        "rows_estimate": state.rows_estimate,
+        "percent": percent(state),
+        "eta_seconds": eta(state),
+        "running": state.running,
+    }
+
+
+def metrics(name: str, shown: dict, state: PassState, outcome: Outcome) -> dict:
+    values: dict[str, float | None] = {
+        "match": 1 if name == MATCH else 0 if name == DIVERGED else None,
+        "chunks_done": shown["chunks_done"],
+        "rows_checked": shown["rows_checked"],
+        "diverged_chunks": len(shown["diverged"]),
+        "rechecked_chunks": shown.get("rechecked", 0),
+        "progress_percent": percent(state) if state.running else 100.0,
+    }
+    if outcome.check == "row_count":
+        values["source_rows"] = shown["source_rows"]
+        values["target_rows"] = shown["target_rows"]
+        values["difference"] = shown["target_rows"] - shown["source_rows"]
+    else:
+        values["differences"] = len(shown["differences"])
+    return values
+
+
+def details(name, shown, state: PassState, outcome: Outcome, stale: bool) -> dict:
+    return {
+        "state": name,
+        "last_clean_pass": state.last_clean_pass,
+        "stale": stale,
+        "method": "whole_table" if outcome.whole_table else "chunks",
+        "key": outcome.key,
+        "differences": shown["differences"],
+        "diverged_ranges": [
+            Chunk.from_json(entry["chunk"]).describe(outcome.key)
+            for entry in shown["diverged"]
+        ],
+        "in_flux_ranges": [
+            Chunk.from_json(chunk).describe(outcome.key) for chunk in shown["in_flux"]
+        ],
+        "progress": progress(state)
+        | {"pass_started": state.started_at or shown.get("started_at")},
+        "last_pass": {
+            key: value
+            for key, value in (state.last_pass or {}).items()
+            if key not in ("diverged", "in_flux", "differences")
+        },
+        "behind": outcome.behind or None,
+        "paused_seconds": round(outcome.paused_seconds, 3),
+    }
