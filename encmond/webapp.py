@@ -20,6 +20,7 @@ from encmond import __version__
 from encmond.model import Result, Status
 from encmond.monitor import Monitor
 from encmond.settings import duration
+from encmond.validation import web as validation_web
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +127,7 @@ def make_app(monitor: Monitor) -> bottle.Bottle:
         serve_websocket(monitor, socket)
         return ""
 
+    validation_web.install(app, monitor)
     app.install(catch_bad_parameters)
     return app
 
