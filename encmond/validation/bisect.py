@@ -3,7 +3,7 @@
 The engine splits a differing chunk at the middle of its rows (``halves``),
 measures each half pinned on both servers, and splits further only the
 halves that differ. A small range is then read row by row (key and MD5 of
-the row text) on both servers, twice (``leaf_differences``); a key is
+the row text) on both servers, twice (``leaf_differences``). A key is
 reported only when its source row was the same in both reads and the target
 differed both times, so a row written during the bisection is not reported.
 """

@@ -2,7 +2,7 @@
 
 A run gives every configured table a result. Tables run one after another,
 the one whose last pass finished longest ago first, until the run's time
-share is used up; a table not reached shows its stored state. The run's
+share is used up. A table not reached shows its stored state. The run's
 time share is ``RUN_SHARE`` of the check's timeout, so a run ends with
 results before the runner's timeout makes it UNKNOWN.
 """

@@ -6,8 +6,8 @@ than ``lower`` and at most ``upper``, compared as a row of values (key order).
 and the last one runs past every key: rows that exist only on the target are
 inside some chunk wherever their keys fall.
 
-Integer keys advance by a span of key values; other keys advance by a number
-of rows in key order, the next bound being read from the source.
+Integer keys advance by a span of key values. Other keys advance by a number
+of rows in key order, and the next bound is read from the source.
 """
 
 from __future__ import annotations
@@ -63,8 +63,8 @@ def predicate(columns: list[str], chunk: Chunk) -> tuple[str, list[Any]]:
     """Return the WHERE condition and its arguments that select ``chunk``.
 
     Row comparisons are written out as ORs of column comparisons, which the
-    range optimizer turns into one index range; ``(a, b) > (x, y)`` is not
-    always used as a range.
+    range optimizer turns into one index range. The optimizer does not always
+    use ``(a, b) > (x, y)`` as a range.
     """
     parts, args = [], []
     if chunk.lower is not None:
@@ -94,14 +94,25 @@ class Chunker:
 
     ``size`` is a span of key values for an integer key and a number of rows
     for any other key; ``chunk_time`` is the target duration in seconds of one
-    chunk's read on the source.
+    chunk's read on the source. ``max_rows`` caps a chunk's rows, so that a
+    pass has enough chunks to keep both servers busy: the target reads a
+    chunk while the source reads the next one, and the last chunk's target
+    read runs alone.
     """
 
-    def __init__(self, shape: Shape, table: Table, chunk_time: float, size: float):
+    def __init__(
+        self,
+        shape: Shape,
+        table: Table,
+        chunk_time: float,
+        size: float,
+        max_rows: int | None = None,
+    ):
         self.shape = shape
         self.table = table
         self.chunk_time = chunk_time
         self.size = min(max(size or INITIAL_SIZE, MIN_SIZE), MAX_SIZE)
+        self.max_rows = max_rows
         self.max_key: int | None = None
         self.empty = False
 
@@ -154,6 +165,8 @@ class Chunker:
         """Resize the next chunk from the time and row count of the last one."""
         self.empty = rows == 0
         factor = self.chunk_time / max(seconds, 0.001)
+        if self.max_rows and rows:
+            factor = min(factor, self.max_rows / rows)
         factor = min(max(factor, MIN_FACTOR), MAX_FACTOR)
         self.size = min(max(self.size * factor, MIN_SIZE), MAX_SIZE)
 

@@ -3,9 +3,9 @@
 The scan reads chunks in key order. A producer greenlet reads the next chunk
 on the source while the caller waits for and reads the previous one on the
 target, so both servers work at the same time. A chunk that differs goes to
-the recheck queue, where it is split (bisection) down to small ranges, which
-``recheck.confirm`` settles as match, in flux or diverged; the rows of a
-small diverged range are then localised. A
+the recheck queue, where it is split (bisection) down to small ranges.
+``recheck.confirm`` settles each small range as match, in flux or diverged,
+and the rows of a diverged range are then localised. A
 run stops at its deadline, or when the target does not catch up, and the
 next run resumes from the saved progress.
 """
@@ -46,6 +46,7 @@ from encmond.validation.throttle import Throttle
 LEAF_ROWS = 500  # rows at or below which a differing range is not split further
 RECHECK_ROUNDS = 4  # source reads per recheck attempt
 RECHECK_ATTEMPTS = 3  # attempts before a chunk that keeps changing is in flux
+CHUNKS_PER_PASS = 32  # chunks shrink toward 1/32 of the estimated rows
 END, STOPPED = "end", "stopped"
 
 
@@ -63,8 +64,8 @@ class TableValidation:
 
     ``shapes`` are the source and target shapes; a source shape without a key
     makes the pass compare the whole table as one chunk. ``deadline`` is a
-    time.monotonic() value. After ``run``, ``behind`` holds the source
-    position the target did not reach, if that ended the run.
+    time.monotonic() value. After ``run``, ``behind`` is the source position
+    that the target did not reach, if that ended the run.
     """
 
     def __init__(
@@ -114,7 +115,11 @@ class TableValidation:
 
     def scan(self, pinned: Pinned, state: PassState) -> None:
         chunker = Chunker(
-            self.source_shape, self.table, self.limits.chunk_time, state.chunk_size
+            self.source_shape,
+            self.table,
+            self.limits.chunk_time,
+            state.chunk_size,
+            (state.rows_estimate or 0) // CHUNKS_PER_PASS,
         )
         if self.source_shape.key:
             chunker.start(pinned.source)
@@ -136,7 +141,7 @@ class TableValidation:
         state.chunk_size = chunker.size
 
     def produce(self, pinned, chunker, state, queue) -> None:
-        """Read chunks on the source and queue them, until told to stop."""
+        """Read chunks on the source and queue them until ``stopping`` is set."""
         lower = decode_key(state.position)
         label = str(self.table)
         try:
@@ -183,9 +188,10 @@ class TableValidation:
         """Settle the queued chunks, splitting large ones down to small ranges.
 
         The queue is a stack, so the halves of a chunk are settled before the
-        next chunk and the first differing rows are found early. A chunk small
-        enough (or once enough differences are listed) is confirmed as match,
-        in flux or diverged; the rows of a small diverged chunk are localised.
+        next chunk and the first differing rows are found early. A small chunk,
+        or any chunk once enough differences are listed, is confirmed as
+        match, in flux or diverged. The rows of a small diverged chunk are
+        then localised.
         """
         while state.recheck and self.time_left():
             entry = state.recheck.pop(0)
@@ -214,9 +220,13 @@ class TableValidation:
         if not parts:
             self.settle(pinned, state, entry, chunk)
             return
+        parent = observation_of(entry)
+        first = read_pinned(pinned, *self.chunk_sql(parts[0]))
+        second = derived_half(parent, *first)
+        if second is None:
+            second = read_pinned(pinned, *self.chunk_sql(parts[1]))
         queued = []
-        for part in parts:
-            source, target = read_pinned(pinned, *self.chunk_sql(part))
+        for part, (source, target) in zip(parts, (first, second), strict=True):
             if source.value != target.value:
                 observed = Observation(source.value, target.value, source.position)
                 queued.append(observation_entry(part, observed, entry["attempts"]))
@@ -225,9 +235,7 @@ class TableValidation:
     def settle(self, pinned, state: PassState, entry: dict, chunk: Chunk) -> None:
         """Confirm one chunk and record it as diverged, in flux or matching."""
         sql, args = self.chunk_sql(chunk)
-        first = Observation(
-            decode_key(entry["source"]), decode_key(entry["target"]), entry["position"]
-        )
+        first = observation_of(entry)
         verdict, seen = confirm(pinned, sql, args, first, RECHECK_ROUNDS)
         if verdict == BEHIND:
             raise BehindError(seen.position)
@@ -284,6 +292,32 @@ def observation_entry(chunk: Chunk, seen: Observation, attempts: int = 0) -> dic
         "rows": int(rows),
         "attempts": attempts,
     }
+
+
+def observation_of(entry: dict) -> Observation:
+    return Observation(
+        decode_key(entry["source"]), decode_key(entry["target"]), entry["position"]
+    )
+
+
+def derived_half(parent: Observation, source: Reading, target: Reading):
+    """Return the other half's readings as the parent's minus this half's.
+
+    Every measure is a tuple of sums (COUNT and SUMs), so a range's values
+    are the sums of its halves' values. That holds only while the data is
+    the one the parent saw: when the source has written anything since
+    (another GTID position), this returns None and the half is read instead.
+    """
+    if parent.target is None or source.position != parent.position:
+        return None
+
+    def minus(whole: tuple, part: tuple) -> tuple:
+        return tuple(a - b for a, b in zip(whole, part, strict=True))
+
+    return (
+        Reading([], 0.0, source.position, minus(parent.source, source.value)),
+        Reading([], 0.0, "", minus(parent.target, target.value)),
+    )
 
 
 def finish(state: PassState) -> None:

@@ -3,7 +3,7 @@
 On the source the statement runs inside ``START TRANSACTION WITH CONSISTENT
 SNAPSHOT``, and ``@@GLOBAL.gtid_binlog_pos`` is read in the same transaction.
 That position is at or after the snapshot, so once the target has applied it
-(``MASTER_GTID_WAIT``) the target holds at least everything the snapshot saw.
+(``MASTER_GTID_WAIT``) the target contains at least everything the snapshot saw.
 Nothing is ever written to either server.
 """
 
@@ -13,7 +13,10 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import gevent
+
 from encmond.db import Session
+from encmond.runner import capture
 
 # Session settings that change how values are written as text. Every session
 # that reads rows for comparison pins them, on both servers alike; db.py
@@ -31,16 +34,25 @@ def pin_session(session: Session) -> None:
 
 @dataclass
 class Reading:
-    """The rows of one statement, how long it took, and the source position."""
+    """The rows of one statement, how long it took, and the source position.
+
+    ``derived`` replaces the first row's values for a reading computed from
+    other readings instead of read.
+    """
 
     rows: list[dict[str, Any]]
     seconds: float
     position: str = ""
+    derived: tuple[Any, ...] | None = None
 
     @property
     def value(self) -> tuple[Any, ...]:
-        """The first row's values, or an empty tuple when there is no row."""
-        return tuple(self.rows[0].values()) if self.rows else ()
+        """The first row's values, NULL as 0 (SUM over no rows is NULL)."""
+        if self.derived is not None:
+            return self.derived
+        if not self.rows:
+            return ()
+        return tuple(0 if value is None else value for value in self.rows[0].values())
 
     @property
     def count(self) -> int:
@@ -103,9 +115,28 @@ class Pinned:
                 return False
 
     def read_both(self, sql: str, args: list[Any]):
-        """Read on the source, then on the target once caught up.
+        """Read on the source and on the target once caught up.
 
-        Returns (source reading, target reading or None when behind).
+        Once the target has applied some position, the target read starts
+        at the same time as the source read, and counts if the source read
+        returns that same position (nothing was written in between);
+        otherwise the target is read again after waiting. Returns (source
+        reading, target reading or None when behind).
         """
-        source = self.read_source(sql, args)
+        if not self.reached:
+            source = self.read_source(sql, args)
+            return source, self.read_target(sql, args, source.position)
+        reached = self.reached
+        early = gevent.spawn(capture, lambda: self.target.query(sql, args))
+        try:
+            source = self.read_source(sql, args)
+        except BaseException:
+            early.kill(block=False)
+            raise
+        early.join()
+        failed, rows = early.value
+        if failed:
+            raise rows
+        if source.position == reached:
+            return source, Reading(rows, 0.0)
         return source, self.read_target(sql, args, source.position)

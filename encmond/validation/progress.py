@@ -1,4 +1,4 @@
-"""What a validation pass has done so far, kept between runs and restarts.
+"""Progress of validation passes, kept between runs and restarts.
 
 One ``PassState`` per (check, server, table) lives as JSON in the SQLite
 table ``validation_progress``. The daemon saves it every few seconds during

@@ -45,14 +45,13 @@ def confirm(
     previous = first
     confirmations = 0
     for _ in range(rounds):
-        source = pinned.read_source(sql, args)
+        source, target = pinned.read_both(sql, args)
         if source.value == previous.source:
             confirmations += 1
             if confirmations >= CONFIRMATIONS:
                 return DIVERGED, previous
         else:
             confirmations = 0
-        target = pinned.read_target(sql, args, source.position)
         if target is None:
             return BEHIND, Observation(source.value, None, source.position)
         current = Observation(source.value, target.value, source.position)

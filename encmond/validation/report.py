@@ -31,7 +31,7 @@ SHOWN_KEYS = 3  # differing keys or ranges named in a message
 
 @dataclass
 class Outcome:
-    """What one run found for a table, besides its PassState."""
+    """The findings of one run for a table that its PassState does not keep."""
 
     check: str
     key: list[str]
@@ -48,11 +48,11 @@ def pass_view(state: PassState) -> dict[str, Any]:
 
 
 def choose(state: PassState, outcome: Outcome) -> tuple[str, dict[str, Any]]:
-    """Return the table's state and the pass that shows it.
+    """Return the table's state and the summary of the pass that shows it.
 
-    A diverged chunk in the running pass wins; then a lagging target; then a
-    divergence found by the last finished pass, which stays until a new pass
-    has checked the table again.
+    A diverged chunk in the running pass comes first, then a lagging target.
+    Next comes a divergence found by the last finished pass, which stays
+    until a new pass has checked the table again.
     """
     current = pass_view(state) if state.running else None
     last = state.last_pass
@@ -68,12 +68,12 @@ def choose(state: PassState, outcome: Outcome) -> tuple[str, dict[str, Any]]:
 
 
 def table_result(table: Table, state: PassState, outcome: Outcome) -> Result:
-    name, shown = choose(state, outcome)
+    name, summary = choose(state, outcome)
     now = time.time()
     since = state.last_clean_pass or state.first_seen or now
     stale = name != DIVERGED and now - since > outcome.stale_after
     status = Status.WARNING if stale else STATUS_OF_STATE[name]
-    message = describe(name, shown, state, outcome)
+    message = describe(name, summary, state, outcome)
     if outcome.whole_table:
         message = f"{outcome.whole_table}, so the whole table is compared: {message}"
     if stale:
@@ -82,14 +82,15 @@ def table_result(table: Table, state: PassState, outcome: Outcome) -> Result:
         str(table),
         status,
         message,
-        metrics(name, shown, state, outcome),
-        details(name, shown, state, outcome, stale),
+        metrics(name, summary, state, outcome),
+        details(name, summary, state, outcome, stale),
     )
 
 
-def describe(name: str, shown: dict, state: PassState, outcome: Outcome) -> str:
+def describe(name: str, summary: dict, state: PassState, outcome: Outcome) -> str:
     if name == MATCH:
-        return f"{shown['rows_checked']} rows match in {shown['chunks_done']} chunks"
+        rows, chunks = summary["rows_checked"], summary["chunks_done"]
+        return f"{rows} rows match in {chunks} chunks"
     if name == IN_PROGRESS:
         return progress_text(state)
     if name == BEHIND:
@@ -98,23 +99,23 @@ def describe(name: str, shown: dict, state: PassState, outcome: Outcome) -> str:
             f"{outcome.wait_timeout:g} s; the pass resumes on the next run"
         )
     if name == IN_FLUX:
-        ranges = chunk_list(shown["in_flux"], outcome.key)
+        ranges = chunk_list(summary["in_flux"], outcome.key)
         return (
-            f"{len(shown['in_flux'])} chunks changed during every comparison "
+            f"{len(summary['in_flux'])} chunks changed during every comparison "
             f"({ranges}); compared again on the next pass"
         )
-    return diverged_text(shown, outcome)
+    return diverged_text(summary, outcome)
 
 
-def diverged_text(shown: dict, outcome: Outcome) -> str:
-    chunks = [entry["chunk"] for entry in shown["diverged"]]
+def diverged_text(summary: dict, outcome: Outcome) -> str:
+    chunks = [entry["chunk"] for entry in summary["diverged"]]
     ranges = chunk_list(chunks, outcome.key)
     if outcome.check == "row_count":
         return (
             f"row counts differ in {len(chunks)} key ranges ({ranges}): "
-            f"source {shown['source_rows']} rows, target {shown['target_rows']}"
+            f"source {summary['source_rows']} rows, target {summary['target_rows']}"
         )
-    differences = shown["differences"]
+    differences = summary["differences"]
     if not differences:
         return f"data differs in {len(chunks)} chunks ({ranges})"
     kinds: dict[str, int] = {}
@@ -130,8 +131,8 @@ def diverged_text(shown: dict, outcome: Outcome) -> str:
 
 
 def chunk_list(chunks: list[dict], key: list[str]) -> str:
-    shown = [Chunk.from_json(chunk).describe(key) for chunk in chunks[:SHOWN_KEYS]]
-    return "; ".join(shown) + ("; ..." if len(chunks) > SHOWN_KEYS else "")
+    summary = [Chunk.from_json(chunk).describe(key) for chunk in chunks[:SHOWN_KEYS]]
+    return "; ".join(summary) + ("; ..." if len(chunks) > SHOWN_KEYS else "")
 
 
 def progress_text(state: PassState) -> str:
@@ -172,41 +173,46 @@ def progress(state: PassState) -> dict[str, Any]:
     }
 
 
-def metrics(name: str, shown: dict, state: PassState, outcome: Outcome) -> dict:
+def metrics(name: str, summary: dict, state: PassState, outcome: Outcome) -> dict:
+    match = None
+    if name == MATCH:
+        match = 1
+    elif name == DIVERGED:
+        match = 0
     values: dict[str, float | None] = {
-        "match": 1 if name == MATCH else 0 if name == DIVERGED else None,
-        "chunks_done": shown["chunks_done"],
-        "rows_checked": shown["rows_checked"],
-        "diverged_chunks": len(shown["diverged"]),
-        "rechecked_chunks": shown.get("rechecked", 0),
+        "match": match,
+        "chunks_done": summary["chunks_done"],
+        "rows_checked": summary["rows_checked"],
+        "diverged_chunks": len(summary["diverged"]),
+        "rechecked_chunks": summary.get("rechecked", 0),
         "progress_percent": percent(state) if state.running else 100.0,
     }
     if outcome.check == "row_count":
-        values["source_rows"] = shown["source_rows"]
-        values["target_rows"] = shown["target_rows"]
-        values["difference"] = shown["target_rows"] - shown["source_rows"]
+        values["source_rows"] = summary["source_rows"]
+        values["target_rows"] = summary["target_rows"]
+        values["difference"] = summary["target_rows"] - summary["source_rows"]
     else:
-        values["differences"] = len(shown["differences"])
+        values["differences"] = len(summary["differences"])
     return values
 
 
-def details(name, shown, state: PassState, outcome: Outcome, stale: bool) -> dict:
+def details(name, summary, state: PassState, outcome: Outcome, stale: bool) -> dict:
     return {
         "state": name,
         "last_clean_pass": state.last_clean_pass,
         "stale": stale,
         "method": "whole_table" if outcome.whole_table else "chunks",
         "key": outcome.key,
-        "differences": shown["differences"],
+        "differences": summary["differences"],
         "diverged_ranges": [
             Chunk.from_json(entry["chunk"]).describe(outcome.key)
-            for entry in shown["diverged"]
+            for entry in summary["diverged"]
         ],
         "in_flux_ranges": [
-            Chunk.from_json(chunk).describe(outcome.key) for chunk in shown["in_flux"]
+            Chunk.from_json(chunk).describe(outcome.key) for chunk in summary["in_flux"]
         ],
         "progress": progress(state)
-        | {"pass_started": state.started_at or shown.get("started_at")},
+        | {"pass_started": state.started_at or summary.get("started_at")},
         "last_pass": {
             key: value
             for key, value in (state.last_pass or {}).items()

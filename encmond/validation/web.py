@@ -1,7 +1,7 @@
 """``GET /api/validation``: per target and table, each validation check's state.
 
 The stored result of the last run gives the state, the last clean pass and
-the differing keys; the progress table, which a run updates every few
+the differing keys. The progress table, which a run updates every few
 seconds, gives the live progress of a pass that is still running.
 """
 
