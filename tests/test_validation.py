@@ -241,6 +241,16 @@ def test_keyless_table_whole(pair, write_config, schema):
     assert "whole table" in result.message
 
 
+def test_missing_table_state(pair, write_config, schema):
+    pair.source.execute_unlogged(f"CREATE TABLE {schema}.gone (id INT PRIMARY KEY)")
+    result = check_table(write_config, f"{schema}.gone")
+    assert result.status is Status.CRITICAL
+    assert result.details["state"] == "missing"
+    assert result.details["missing_on"] == ["target"]
+    assert result.details["last_clean_pass"] is None
+    assert result.details["differences"] == []
+
+
 def test_columns_differ_not_comparable(pair, write_config, items):
     on_target(pair, f"ALTER TABLE {items} ADD COLUMN extra INT")
     result = check_table(write_config, items)

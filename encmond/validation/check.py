@@ -10,6 +10,7 @@ results before the runner's timeout makes it UNKNOWN.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from encmond.compare import TableCheck, presence_result, table_kinds
@@ -31,6 +32,18 @@ from encmond.validation.shape import (
 from encmond.validation.throttle import Throttle
 
 RUN_SHARE = 0.75
+
+
+@dataclass
+class Run:
+    """One run of a check for one target: when it stops, and its throttle.
+
+    ``deadline`` is a time.monotonic() value.
+    """
+
+    deadline: float
+    throttle: Throttle
+
 
 OPTIONS = {
     "chunk_time": Setting(
@@ -65,15 +78,19 @@ class ValidationCheck(TableCheck):
         self.progress = ProgressStore()
 
     def run(self, ctx: CheckContext):
+        # One instance runs for every target, possibly at the same time, so
+        # what belongs to one run (deadline, throttle) lives in ``run``.
         if self.progress.store is not ctx.store:
             self.progress = ProgressStore(ctx.store)
-        self.deadline = time.monotonic() + self.settings["timeout"] * RUN_SHARE
-        self.throttle = Throttle(
-            ctx.source,
-            ctx.target,
-            self.settings["max_lag"],
-            self.settings["max_threads_running"],
-            ctx.log,
+        run = Run(
+            time.monotonic() + self.settings["timeout"] * RUN_SHARE,
+            Throttle(
+                ctx.source,
+                ctx.target,
+                self.settings["max_lag"],
+                self.settings["max_threads_running"],
+                ctx.log,
+            ),
         )
         source_kinds, target_kinds = ctx.parallel(
             lambda: table_kinds(ctx.source, ctx.tables),
@@ -83,7 +100,11 @@ class ValidationCheck(TableCheck):
             problem = presence_result(
                 table, source_kinds.get(table), target_kinds.get(table)
             )
-            yield problem if problem is not None else self.compare_table(ctx, table)
+            if problem is None:
+                yield self.compare_table(ctx, table, run)
+                continue
+            problem.details.update(last_clean_pass=None, differences=[])
+            yield problem
 
     def ordered(self, ctx: CheckContext) -> list[Table]:
         """Return the tables whose last pass finished longest ago first."""
@@ -106,7 +127,7 @@ class ValidationCheck(TableCheck):
             stale_after=self.settings["stale_after"],
         )
 
-    def compare_table(self, ctx: CheckContext, table: Table) -> Result:
+    def compare_table(self, ctx: CheckContext, table: Table, run: Run) -> Result:
         key = self.key(ctx, table)
         state = self.progress.load(key)
         timeout = self.settings["timeout"]
@@ -124,12 +145,12 @@ class ValidationCheck(TableCheck):
             if whole_table:
                 shapes = (Shape(shapes[0].columns), shapes[1])
             outcome = self.outcome(shapes[0], whole_table)
-            if time.monotonic() < self.deadline:
+            if time.monotonic() < run.deadline:
                 pinned = Pinned(source, target, self.settings["wait_timeout"])
-                self.advance(table, key, state, shapes, pinned, outcome)
+                self.advance(run, table, key, state, shapes, pinned, outcome)
         return table_result(table, state, outcome)
 
-    def advance(self, table, key, state: PassState, shapes, pinned, outcome):
+    def advance(self, run, table, key, state: PassState, shapes, pinned, outcome):
         """Run the table's pass until it finishes or the run's time is up."""
         if not state.running:
             state.start(time.time())
@@ -143,18 +164,18 @@ class ValidationCheck(TableCheck):
                 self.settings["wait_timeout"],
                 self.settings["max_differences"],
             ),
-            self.throttle,
-            self.deadline,
-            self.throttle.log,
+            run.throttle,
+            run.deadline,
+            run.throttle.log,
         )
         started = time.monotonic()
-        paused = self.throttle.paused_seconds
+        paused = run.throttle.paused_seconds
         try:
             validation.run(pinned, state, self.progress, key)
         finally:
             state.active_seconds += time.monotonic() - started
         outcome.behind = validation.behind
-        outcome.paused_seconds = self.throttle.paused_seconds - paused
+        outcome.paused_seconds = run.throttle.paused_seconds - paused
 
 
 def row_estimate(pinned: Pinned, table: Table) -> int | None:
@@ -172,5 +193,10 @@ def not_comparable(table: Table, mismatch: str) -> Result:
         str(table),
         Status.UNKNOWN,
         f"not compared: the columns differ ({mismatch})",
-        details={"state": "not_comparable", "columns": mismatch},
+        details={
+            "state": "not_comparable",
+            "columns": mismatch,
+            "last_clean_pass": None,
+            "differences": [],
+        },
     )
