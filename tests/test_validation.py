@@ -466,3 +466,46 @@ def test_api_lists_differing_keys(pair, write_config, daemon, items):
     status, page = encmond.get("/")
     assert "Last clean pass" in page
     assert encmond.stop() == 0
+
+
+def test_timeout_mid_pass_recovers(pair, write_config, daemon, items):
+    """A run cut off by its timeout while waiting for a delayed target is a
+    WARNING; the daemon goes on and matches once the target catches up."""
+    target = pair.target
+    target.execute_unlogged(
+        "STOP SLAVE", "CHANGE MASTER TO MASTER_DELAY = 30", "START SLAVE"
+    )
+    try:
+        pair.source.execute(f"UPDATE {items} SET name = 'moved' WHERE id = 1")
+        checks = {
+            "checksum": {
+                "interval": "2s",
+                "timeout": "3s",
+                "wait_timeout": "60s",
+                "max_lag": "1h",
+            }
+        }
+        encmond = daemon(write_config(tables=[items], checks=checks))
+        firing = wait_for(
+            lambda: [a for a in encmond.alerts("firing") if a["check"] == "checksum"],
+            60,
+            message="the timed-out run raised no alert",
+        )
+        assert firing[0]["severity"] == "WARNING"
+        assert "timed out after 3 s" in firing[0]["message"]
+    finally:
+        target.execute_unlogged(
+            "STOP SLAVE", "CHANGE MASTER TO MASTER_DELAY = 0", "START SLAVE"
+        )
+        pair.wait_caught_up()
+    matched = wait_for(
+        lambda: (
+            (encmond.result("checksum", items) or {}).get("details", {}).get("state")
+            == "match"
+        ),
+        60,
+        message="checksum did not match again after the target caught up",
+    )
+    assert matched
+    assert encmond.stop() == 0
+    assert "Traceback" not in encmond.log_text()

@@ -2,9 +2,9 @@
 
 A run gives every configured table a result. Tables run one after another,
 the one whose last pass finished longest ago first, until the run's time
-share is used up. A table not reached shows its stored state. The run's
-time share is ``RUN_SHARE`` of the check's timeout, so a run ends with
-results before the runner's timeout makes it UNKNOWN.
+share is used up. A table not reached shows its stored state. A run starts
+no new chunk after ``RUN_SHARE`` of the check's timeout, so that it usually
+returns results before the runner's timeout makes it UNKNOWN.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import time
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from encmond.compare import TableCheck, presence_result, table_kinds
+from encmond.compare import presence_result, table_kinds
 from encmond.config import Table
-from encmond.model import Result, Status
+from encmond.model import Check, Result, Status
 from encmond.runner import CheckContext
 from encmond.settings import Setting, integer, positive_duration
 from encmond.validation.engine import Limits, TableValidation
@@ -68,7 +68,7 @@ OPTIONS = {
 }
 
 
-class ValidationCheck(TableCheck):
+class ValidationCheck(Check):
     """Compares each table chunk by chunk with the class's ``measure``."""
 
     measure: ClassVar[Measure]
@@ -146,7 +146,8 @@ class ValidationCheck(TableCheck):
                 shapes = (Shape(shapes[0].columns), shapes[1])
             outcome = self.outcome(shapes[0], whole_table)
             if time.monotonic() < run.deadline:
-                pinned = Pinned(source, target, self.settings["wait_timeout"])
+                wait = self.settings["wait_timeout"]
+                pinned = Pinned(source, target, wait, timeout)
                 self.advance(run, table, key, state, shapes, pinned, outcome)
         return table_result(table, state, outcome)
 

@@ -141,26 +141,38 @@ class TableValidation:
         state.chunk_size = chunker.size
 
     def produce(self, pinned, chunker, state, queue) -> None:
+        """Queue source readings, then STOPPED, unless the greenlet is killed.
+
+        A killed producer queues nothing more, because its consumer has
+        already given up and nothing would ever read the queue again.
+        """
+        try:
+            self.produce_chunks(pinned, chunker, state, queue)
+        except gevent.GreenletExit:
+            raise
+        except BaseException:
+            queue.put(STOPPED)
+            raise
+        queue.put(STOPPED)
+
+    def produce_chunks(self, pinned, chunker, state, queue) -> None:
         """Read chunks on the source and queue them until ``stopping`` is set."""
         lower = decode_key(state.position)
         label = str(self.table)
-        try:
-            while not self.stopping and self.time_left():
-                if not self.throttle.wait(label, self.deadline):
-                    break
-                chunk = Chunk(None, None)
-                if self.source_shape.key:
-                    chunk = chunker.next_chunk(pinned.source, lower)
-                sql, args = self.chunk_sql(chunk)
-                reading = pinned.read_source(sql, args)
-                chunker.adapt(reading.seconds, reading.count)
-                queue.put((chunk, sql, args, reading))
-                if chunk.upper is None:
-                    queue.put(END)
-                    return
-                lower = chunk.upper
-        finally:
-            queue.put(STOPPED)
+        while not self.stopping and self.time_left():
+            if not self.throttle.wait(label, self.deadline):
+                return
+            chunk = Chunk(None, None)
+            if self.source_shape.key:
+                chunk = chunker.next_chunk(pinned.source, lower)
+            sql, args = self.chunk_sql(chunk)
+            reading = pinned.read_source(sql, args)
+            chunker.adapt(reading.seconds, reading.count)
+            queue.put((chunk, sql, args, reading))
+            if chunk.upper is None:
+                queue.put(END)
+                return
+            lower = chunk.upper
 
     def consume(self, pinned: Pinned, state: PassState, queue) -> None:
         """Read each queued chunk on the target once caught up, and record it."""

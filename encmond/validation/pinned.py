@@ -63,13 +63,23 @@ class Pinned:
     """A source session and a target session that read statements pinned.
 
     ``wait_timeout`` is how long, in seconds, a target read waits for the
-    target to apply the source position before it gives up.
+    target to apply the source position before it gives up. ``read_timeout``
+    is the sessions' read timeout in seconds. MariaDB stops a statement one
+    second before it (``max_statement_time``), so each MASTER_GTID_WAIT
+    waits at most two seconds less.
     """
 
-    def __init__(self, source: Session, target: Session, wait_timeout: float):
+    def __init__(
+        self,
+        source: Session,
+        target: Session,
+        wait_timeout: float,
+        read_timeout: float,
+    ) -> None:
         self.source = source
         self.target = target
         self.wait_timeout = wait_timeout
+        self.piece = max(1.0, read_timeout - 2.0)
         self.reached = ""
 
     def read_source(self, sql: str, args: list[Any]) -> Reading:
@@ -95,18 +105,20 @@ class Pinned:
         return Reading(rows, time.monotonic() - started)
 
     def wait(self, position: str) -> bool:
-        """Wait with MASTER_GTID_WAIT, in slices shorter than the read timeout."""
+        """Wait with MASTER_GTID_WAIT, in slices shorter than the read timeout.
+
+        Returns False when wait_timeout passes first.
+        """
         if not position or position == self.reached:
             return True
         deadline = time.monotonic() + self.wait_timeout
-        piece = max(1.0, self.target.database.config.read_timeout - 2.0)
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return False
             reached = self.target.value(
                 "SELECT MASTER_GTID_WAIT(%s, %s)",
-                (position, round(min(piece, remaining), 3)),
+                (position, round(min(self.piece, remaining), 3)),
             )
             if reached == 0:
                 self.reached = position
