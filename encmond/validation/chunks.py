@@ -43,7 +43,8 @@ class Chunk:
         return self.lower is None and self.upper is None
 
     def describe(self, names: list[str]) -> str:
-        """Return the range as text, e.g. ``id in (1000, 2000]``."""
+        """Return the range as text: ``(id) in (1000, 2000]``, or with a
+        composite key ``(a, b) in ((1, 'x'), (5, 'y')]``."""
         if not names:
             return "the whole table"
         low = "-inf" if self.lower is None else display_key(self.lower)
@@ -238,4 +239,6 @@ def display_value(value: Any) -> Any:
 
 
 def display_key(key: Key) -> str:
-    return ", ".join(repr(display_value(value)) for value in key)
+    """Return a key as text: the value alone, or a tuple for a composite key."""
+    text = ", ".join(repr(display_value(value)) for value in key)
+    return text if len(key) == 1 else f"({text})"
