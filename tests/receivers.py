@@ -1,4 +1,5 @@
-"""Real notification receivers on loopback: HTTP, SMTP with STARTTLS, Alertmanager."""
+"""Real notification receivers on loopback (HTTP, SMTP with STARTTLS,
+Alertmanager) and in-process monitors that deliver to them."""
 
 from __future__ import annotations
 
@@ -16,14 +17,58 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from daemon_process import free_port, wait_for
+from encmond.daemon import load
+from encmond.monitor import Monitor
+from encmond.store import Store
 
 HANG = "hang"  # a response that never comes
+
+
+class Monitors:
+    """Builds real Monitors from configuration sections, without a daemon.
+
+    The servers are configured on a closed loopback port and never
+    contacted; tests feed results to ``monitor.alerts`` and deliver with
+    ``monitor.dispatcher.workers[name]``.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.built: list[tuple[Monitor, Store]] = []
+
+    def build(self, **sections: Any) -> Monitor:
+        config = {
+            "source": {"host": "127.0.0.1", "port": 9, "user": "encmond"},
+            "target": {"host": "127.0.0.1", "port": 9, "user": "encmond"},
+            "tables": ["shop.orders", "shop.audit"],
+            "storage": {"path": str(self.directory / "encmond.db")},
+            "web": {"listen": None},
+            "plugins": {"dirs": []},
+            "notifiers": [{"type": "log"}],
+            **sections,
+        }
+        path = self.directory / "config.yaml"
+        path.write_text(yaml.safe_dump(config))
+        loaded, plugins = load(str(path))
+        store = Store(loaded.storage["path"])
+        monitor = Monitor(loaded, plugins, store)
+        self.built.append((monitor, store))
+        return monitor
+
+    def __enter__(self) -> Monitors:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        for monitor, store in self.built:
+            monitor.close()
+            store.close()
 
 
 @dataclass
@@ -181,7 +226,8 @@ def smtp_receiver(
             auth_data.password.decode(),
         ) == (user, password)
         mailbox.logins.append((auth_data.login.decode(), session.ssl is not None))
-        return AuthResult(success=valid)
+        # handled=False makes aiosmtpd answer a failure with 535 itself.
+        return AuthResult(success=valid, handled=False)
 
     class Handler:
         async def handle_DATA(self, server, session, envelope):
@@ -189,9 +235,9 @@ def smtp_receiver(
                 {
                     "from": envelope.mail_from,
                     "to": list(envelope.rcpt_tos),
-                    "data": envelope.content.decode(),
+                    "data": envelope.content.decode().replace("\r\n", "\n"),
                     "tls": session.ssl is not None,
-                    "user": session.login_data and session.login_data.decode(),
+                    "authenticated": session.authenticated,
                 }
             )
             return "250 OK"

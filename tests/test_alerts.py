@@ -8,48 +8,20 @@ delivered by its Worker to receivers on loopback.
 from __future__ import annotations
 
 import pytest
-import yaml
 
-from encmond.daemon import load
 from encmond.errors import ConfigError
 from encmond.model import Result, Severity, Status
-from encmond.monitor import Monitor
 from encmond.silences import Silence
-from encmond.store import Store
-from receivers import HTTPReceiver
+from receivers import HTTPReceiver, Monitors
 
 NOW = 1_800_000_000.0
-TABLES = ["shop.orders", "shop.audit"]
+TABLES = ["shop.orders", "shop.audit"]  # as Monitors configures them
 
 
 @pytest.fixture
 def build(tmp_path):
-    """Build a Monitor from config sections; closed after the test."""
-    built = []
-
-    def build(**sections):
-        config = {
-            "source": {"host": "127.0.0.1", "port": 9, "user": "encmond"},
-            "target": {"host": "127.0.0.1", "port": 9, "user": "encmond"},
-            "tables": TABLES,
-            "storage": {"path": str(tmp_path / "encmond.db")},
-            "web": {"listen": None},
-            "plugins": {"dirs": []},
-            "notifiers": [{"type": "log"}],
-            **sections,
-        }
-        path = tmp_path / "config.yaml"
-        path.write_text(yaml.safe_dump(config))
-        loaded, plugins = load(str(path))
-        store = Store(loaded.storage["path"])
-        monitor = Monitor(loaded, plugins, store)
-        built.append((monitor, store))
-        return monitor
-
-    yield build
-    for monitor, store in built:
-        monitor.close()
-        store.close()
+    with Monitors(tmp_path) as monitors:
+        yield monitors.build
 
 
 def lag_result(seconds, at, settings=None):
