@@ -159,4 +159,6 @@ def end_silence(monitor: Monitor, silence_id: int):
         return webapp.error_response(409, f"silence {silence_id} has already ended")
     by = text_field(data, "by", required=True)
     monitor.alerts.end_silence(silence, by, now)
+    # Alerts that fired during the silence notify now.
+    monitor.dispatcher.wake()
     return webapp.json_response(silence.to_dict(now))

@@ -1,8 +1,8 @@
 """Alert timing and severity per check and per table.
 
-``checks.<name>`` takes ``for``, ``keep_firing_for`` and ``max_severity``;
-``checks.<name>.tables`` maps a configured table to overrides of those and of
-the check's own options (such as ``wait_timeout``) for that table alone.
+``checks.<name>`` takes ``for``, ``keep_firing_for`` and ``max_severity``.
+``checks.<name>.tables`` maps a configured table to overrides of those, and
+of the check's own options such as ``wait_timeout``, for that table alone.
 """
 
 from __future__ import annotations

@@ -13,10 +13,10 @@ notified one, and again after ``renotify`` unless it is acknowledged. A drop
 in severity updates the alert without a notification, so a value that swings
 around the critical threshold does not notify at each crossing. Resolving
 notifies the routes that were notified of the alert firing. An inhibited or
-silenced alert changes state as usual but notifies nothing; when it is muted
-no longer, an alert that never notified goes back to pending if it was
-inhibited (its condition is judged afresh after the recovery), or notifies
-now if it was silenced.
+silenced alert changes state as usual but notifies nothing. Once it is no
+longer muted, an inhibited alert that never notified goes back to pending, so
+its condition is judged afresh after the recovery. A silenced one notifies
+at once.
 
 Alerts, their events and the queued notifications are written in one
 transaction, so a restart neither loses an alert nor notifies twice.
@@ -47,7 +47,7 @@ Change = tuple[Alert, str]
 
 
 class Route:
-    """Which alerts one configured notifier receives."""
+    """The filter that selects the alerts one configured notifier receives."""
 
     def __init__(self, settings: dict[str, Any]) -> None:
         self.name = settings["name"]
@@ -139,7 +139,12 @@ class AlertManager:
         with self.lock:
             for result in results:
                 policy = self.policies.lookup(result.check, result.subject)
-                for condition, status in result.condition_statuses().items():
+                statuses = result.condition_statuses()
+                if result.conditions:
+                    # A subject that reports conditions clears its alert
+                    # without one, left from before it did (an upgrade).
+                    statuses.setdefault("", Status.OK)
+                for condition, status in statuses.items():
                     self.observe(batch, result, condition, status, policy, now)
             return self.finish(batch, now)
 
@@ -161,7 +166,7 @@ class AlertManager:
         policy: Policy,
         now: float,
     ) -> None:
-        """Record that the condition of ``key`` holds at ``severity``."""
+        """Record that the condition of ``key`` is present at ``severity``."""
         alert = self.open.get(key)
         new = alert is None
         if alert is None:

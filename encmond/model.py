@@ -163,8 +163,8 @@ class Alert:
 
     ``state`` is ``pending`` until the condition has held for the check's
     ``for``, then ``firing``, then ``resolved`` once it has been clear for
-    ``keep_firing_for``. ``inhibited_by`` names the alert that holds its
-    notifications back (a stopped replication, a server down), ``silence_id``
+    ``keep_firing_for``. ``inhibited_by`` names the alert that suppresses its
+    notifications (a stopped replication, a server down), ``silence_id``
     the silence that mutes it, and ``acked_by`` who acknowledged it.
     """
 

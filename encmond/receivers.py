@@ -22,7 +22,7 @@ ERROR_BODY_LIMIT = 300  # bytes of a receiver's error body kept in messages
 
 
 class DeliveryError(Exception):
-    """A receiver answered with an HTTP error status."""
+    """A receiver responded with an HTTP error status."""
 
     def __init__(self, status: int, reason: str, body: str) -> None:
         self.status = status
@@ -36,7 +36,7 @@ def post_json(
     """POST ``payload`` as JSON and return the response body.
 
     Raises DeliveryError for an HTTP error status, and OSError (URLError,
-    TimeoutError) when the receiver cannot be reached or does not answer
+    TimeoutError) when the receiver cannot be reached or does not respond
     within ``timeout`` seconds.
     """
     request = urllib.request.Request(

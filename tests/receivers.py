@@ -84,7 +84,7 @@ class Request:
 
 
 class HTTPReceiver:
-    """An HTTP server that records every POST and answers from a script.
+    """An HTTP server that records every POST and responds as scripted.
 
     ``responses`` lists the status codes of the first requests (or ``HANG``,
     which holds the request open until the receiver stops); later requests
@@ -133,7 +133,7 @@ class HTTPReceiver:
         handler.wfile.write(payload)
 
     def accepted(self) -> list[Request]:
-        """Return the requests answered with a 2xx status."""
+        """Return the requests that got a 2xx status."""
         with self.lock:
             return [
                 r
@@ -226,7 +226,7 @@ def smtp_receiver(
             auth_data.password.decode(),
         ) == (user, password)
         mailbox.logins.append((auth_data.login.decode(), session.ssl is not None))
-        # handled=False makes aiosmtpd answer a failure with 535 itself.
+        # handled=False makes aiosmtpd reply 535 to a failed login itself.
         return AuthResult(success=valid, handled=False)
 
     class Handler:

@@ -158,6 +158,22 @@ def test_lag_conditions_are_distinct(build):
     assert sorted(open_alerts) == ["lag", "lag_unknown"]
 
 
+def test_alert_without_condition_resolved(build):
+    monitor = build(checks={"replica_lag": {"for": 0, "keep_firing_for": 0}})
+    old = Result(
+        "replication",
+        Status.CRITICAL,
+        "replication stopped",
+        check="replica_lag",
+        server="target",
+    )
+    monitor.alerts.process([old], NOW)
+    assert events(monitor.alerts.process([lag_result(0, NOW + 5)], NOW + 5)) == [
+        "resolved"
+    ]
+    assert monitor.store.alerts("firing") == []
+
+
 def test_keep_firing_for_bridges_gap(build):
     monitor = build(checks={"connection": {"keep_firing_for": "30s"}})
     alerts, store = monitor.alerts, monitor.store

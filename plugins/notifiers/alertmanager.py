@@ -1,9 +1,9 @@
 """The ``alertmanager`` notifier: alerts posted to Prometheus Alertmanager's API v2.
 
-Alertmanager resolves an alert by itself once its ``endsAt`` passes, so while
-an alert fires this notifier posts it again every ``resend_interval`` with
-``endsAt`` a few intervals ahead; a resolved alert is posted with ``endsAt``
-set to the time it resolved.
+Alertmanager resolves an alert by itself once its ``endsAt`` passes. So
+while an alert fires, this notifier posts it again every ``resend_interval``
+with ``endsAt`` a few intervals ahead. A resolved alert is posted with
+``endsAt`` set to the time it resolved.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """The ``email`` notifier: a plain-text mail per notification, over SMTP.
 
-STARTTLS is the default, and the server's certificate is verified (against
-``ca_file`` when set, else the system's CAs); with ``security: starttls`` a
-server that does not offer STARTTLS fails the delivery rather than receive the
-login in clear text.
+STARTTLS is the default. The server's certificate is verified against
+``ca_file`` when set, else against the system's CAs. With ``security:
+starttls``, a server that does not offer STARTTLS fails the delivery, so the
+login never goes out in clear text.
 """
 
 from __future__ import annotations
