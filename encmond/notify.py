@@ -2,8 +2,8 @@
 
 Workers run beside the checks, so a slow or failing receiver never delays a
 check or another notifier. A failed delivery is retried with exponential
-backoff up to ``MAX_BACKOFF``; because the outbox is stored, notifications
-still pending at a restart are delivered after it.
+backoff up to ``MAX_BACKOFF``. The outbox is stored, so notifications still
+pending at a restart are delivered after it.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ class Worker:
             notification = notification_from_payload(row["payload"])
             try:
                 with gevent.Timeout(
-                    SEND_TIMEOUT, TimeoutError(f"no answer within {SEND_TIMEOUT:g} s")
+                    SEND_TIMEOUT, TimeoutError(f"no response within {SEND_TIMEOUT:g} s")
                 ):
                     self.notifier.send(notification)
             except Exception as exc:
