@@ -112,7 +112,7 @@ class Worker:
 
     def send(self, notification: Notification) -> None:
         limit = self.timeout + TIMEOUT_GRACE
-        with gevent.Timeout(limit, TimeoutError(f"no answer within {limit:g} s")):
+        with gevent.Timeout(limit, TimeoutError(f"no response within {limit:g} s")):
             self.notifier.send(notification)
 
     def error_text(self, exc: Exception) -> str:
@@ -156,7 +156,7 @@ class Worker:
             return
         limit = self.timeout + TIMEOUT_GRACE
         try:
-            with gevent.Timeout(limit, TimeoutError(f"no answer within {limit:g} s")):
+            with gevent.Timeout(limit, TimeoutError(f"no response within {limit:g} s")):
                 self.notifier.resend(alerts)
         except Exception as exc:
             level = logging.DEBUG if self.resend_failing else logging.WARNING

@@ -2,7 +2,7 @@
 
 A run produces Results. A run that raises, or runs past its timeout, turns the
 check's subjects UNKNOWN with the error and raises a WARNING alert keyed
-(check, server, "run"); an unreachable server turns them UNKNOWN without an
+(check, server, "run"). An unreachable server turns them UNKNOWN without an
 alert, because the connection check alerts on that.
 """
 

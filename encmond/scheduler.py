@@ -1,8 +1,8 @@
 """Scheduling: one APScheduler interval job per check and server, plus pruning.
 
-Each job runs in its own greenlet under ``GeventScheduler``. A run still going
-when the next one is due makes that next one skip, so a check never runs twice
-at once; the runner's timeout bounds how long a run can go on.
+Each job runs in its own greenlet under ``GeventScheduler``. When a run is still
+going at the next due time, that next run is skipped, so a check never runs
+twice at once. The runner's timeout bounds how long a run can go on.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 One writer connection takes ``BEGIN IMMEDIATE`` per batch; readers use a
 separate read-only connection. The database runs in WAL mode with
 ``synchronous=NORMAL``, so a committed batch survives a killed process.
-``PRAGMA user_version`` holds the schema version; ``MIGRATIONS`` upgrades it.
+``PRAGMA user_version`` is the schema version; ``MIGRATIONS`` upgrades it.
 """
 
 from __future__ import annotations

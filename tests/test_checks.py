@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import pytest
 import yaml
 
@@ -189,3 +193,32 @@ def test_unreachable_server_unknown(write_config):
     assert down.metrics["up"] == 0
     assert "after 2 attempts" in down.message
     assert find(results, "replica_lag", "target").status is Status.UNKNOWN
+
+
+def run_cli(*args):
+    done = subprocess.run(
+        [sys.executable, "-m", "encmond", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return done.returncode, done.stdout, done.stderr
+
+
+def test_cli_check_exit_codes(pair, write_config, orders):
+    path = str(write_config(tables=[orders]))
+    code, out, err = run_cli("check", "-c", path, "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["status"] == "OK"
+    pair.target.execute_unlogged(f"UPDATE {orders} SET amount = 0 WHERE id = 9")
+    code, out, err = run_cli("check", "-c", path, "--json")
+    assert code == 2, err
+    report = json.loads(out)
+    assert report["status"] == "CRITICAL"
+    critical = [r for r in report["results"] if r["status"] == "CRITICAL"]
+    assert [(r["check"], r["subject"]) for r in critical] == [("checksum", orders)]
+    code, out, _ = run_cli("check", "-c", path, "--only", "checksum")
+    assert code == 2
+    assert orders in out
+    assert "CRITICAL" in out
