@@ -8,6 +8,9 @@ Each change is recorded with who made it (``by``, required) and when.
 - ``POST /api/silences`` with ``{"check", "server", "subject", "duration",
   "by", "comment"}`` silences the matching alerts; ``DELETE
   /api/silences/<id>?by=`` ends a silence now.
+
+NOTE: ``web.auth_token_file`` is not enforced by the web app yet, so anyone
+who reaches ``web.listen`` can acknowledge and silence; keep it on loopback.
 """
 
 from __future__ import annotations
