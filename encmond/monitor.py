@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 
+from encmond.alert_policy import Policies
 from encmond.alerts import AlertManager, Route
 from encmond.config import Config
 from encmond.db import Database
@@ -47,8 +48,10 @@ class Monitor:
             [Route(settings) for settings in config.notifiers],
             config.alerts["renotify"],
             listeners=[self.on_alert],
+            policies=Policies(config.checks),
+            dependent_checks=[c.name for c in self.checks if c.replication_dependent],
         )
-        self.dispatcher = Dispatcher(store, notifiers)
+        self.dispatcher = Dispatcher(store, notifiers, self.alerts.firing_for)
 
     def run_job(self, job: Job) -> Outcome:
         """Run one job and record its outcome."""

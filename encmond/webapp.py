@@ -16,7 +16,7 @@ import bottle
 import gevent
 import gevent.queue
 
-from encmond import __version__
+from encmond import __version__, alert_api
 from encmond.model import Result, Status
 from encmond.monitor import Monitor
 from encmond.settings import duration
@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 MAX_POINTS = 10000
 DEFAULT_POINTS = 500
-ALERT_STATES = ("firing", "resolved")
+ALERT_STATES = ("pending", "firing", "resolved")
 WS_HEARTBEAT = 25.0  # seconds between keep-alive messages on an idle WebSocket
 
 
@@ -52,7 +52,8 @@ def web_root() -> str:
 
 def make_app(monitor: Monitor) -> bottle.Bottle:
     """Build the Bottle app that serves ``monitor``'s state."""
-    app = bottle.Bottle(catchall=True, autojson=False)
+    app = bottle.Bottle(catchall=True)
+    app.config["json.enable"] = False
     app.config["encmond.monitor"] = monitor
     root = web_root()
 
@@ -126,6 +127,7 @@ def make_app(monitor: Monitor) -> bottle.Bottle:
         serve_websocket(monitor, socket)
         return ""
 
+    alert_api.install(app, monitor)
     app.install(catch_bad_parameters)
     return app
 
