@@ -16,7 +16,7 @@ import pytest
 import websocket
 import yaml
 
-from daemon_process import DaemonProcess, NotifyReceiver, wait_for
+from daemon_process import DaemonProcess, NotifyReceiver, free_port, wait_for
 
 PROBE_PLUGIN = '''\
 from encmond import Check, Result, Status, hookimpl
@@ -263,6 +263,52 @@ def test_reload_invalid_keeps_config(write_config, daemon, notify_socket, plugin
     encmond.wait_for_log("configuration reloaded", after=failed)
     wait_for(lambda: fresh_probe(encmond)["message"] == "second", 30)
     assert not any("reload failed" in s for s in notify_socket.statuses()[-1:])
+    assert encmond.stop() == 0
+
+
+def test_reload_restart_settings(write_config, daemon, notify_socket, tmp_path):
+    config_path = write_config(checks=QUIET_CHECKS)
+    encmond = daemon(config_path, env={"NOTIFY_SOCKET": notify_socket.address})
+    other_db = tmp_path / "other.db"
+    rewrite(
+        config_path,
+        storage={"path": str(other_db)},
+        web={"listen": f"127.0.0.1:{free_port()}"},
+    )
+    encmond.signal(signal.SIGHUP)
+    encmond.wait_for_log("configuration reloaded")
+
+    log = encmond.log_text()
+    assert f"storage.path changed from {encmond.db_path} to {other_db}" in log
+    assert "web.listen changed from 127.0.0.1:" in log
+    wait_for(
+        lambda: any(
+            s.endswith("restart to apply storage.path, web.listen")
+            for s in notify_socket.statuses()
+        ),
+        30,
+    )
+    assert encmond.get("/api/health")[0] in (200, 503)
+    assert not other_db.exists()
+    assert encmond.stop() == 0
+
+
+def test_reload_waits_for_checks(write_config, daemon, plugin_dir, tmp_path):
+    (plugin_dir / "stuck.py").write_text(STUCK_PLUGIN)
+    marker = tmp_path / "stuck-started"
+    config_path = write_config(plugins={"dirs": [str(plugin_dir)]}, checks=QUIET_CHECKS)
+    encmond = daemon(config_path, env={"ENCMOND_TEST_MARKER": str(marker)})
+    wait_for(marker.exists, 30, message="the stuck check never started")
+    marker.unlink()
+
+    encmond.signal(signal.SIGHUP)
+    encmond.wait_for_log("reload: waiting up to 10 s for running checks to finish")
+    encmond.wait_for_log("reload: interrupted checks still running after 10 s")
+    encmond.wait_for_log("configuration reloaded")
+    wait_for(marker.exists, 30, message="the stuck check did not run again")
+    log = encmond.log_text()
+    assert "raised an exception" not in log
+    assert "Traceback" not in log
     assert encmond.stop() == 0
 
 
