@@ -93,7 +93,11 @@ def build_parser(commands: Sequence[Command] | None = None) -> Parser:
     )
     parser.add_argument("--version", action="version", version=f"encmond {__version__}")
     parser.add_argument(
-        "--log-level", choices=LEVELS, default="INFO", help=LOG_LEVEL_HELP
+        "--log-level",
+        choices=LEVELS,
+        default="INFO",
+        metavar="LEVEL",
+        help=LOG_LEVEL_HELP,
     )
     subparsers = parser.add_subparsers(
         dest="command", metavar="COMMAND", parser_class=Parser
@@ -112,6 +116,7 @@ def build_parser(commands: Sequence[Command] | None = None) -> Parser:
             "--log-level",
             choices=LEVELS,
             default=argparse.SUPPRESS,
+            metavar="LEVEL",
             help=LOG_LEVEL_HELP,
         )
         for option in command.options:

@@ -19,24 +19,44 @@ import yaml
 from daemon_process import DaemonProcess, NotifyReceiver, free_port, wait_for
 
 PROBE_PLUGIN = '''\
-from encmond import Check, Result, Status, hookimpl
-from encmond.settings import Setting, string
+from encmond import Check, Notifier, Result, Status, hookimpl
+from encmond.settings import Setting, choice, string
 
 
 class Probe(Check):
-    """Reports its configured label, so a test can tell which settings are in force."""
+    """Reports its configured settings, so a test can tell which are in force."""
 
     name = "probe"
     interval = 0.5
-    options = {"label": Setting(string, "first", "text of the result")}
+    options = {
+        "label": Setting(string, "first", "text of the result"),
+        "status": Setting(choice("OK", "WARNING"), "OK", "status of the result"),
+    }
 
     def run(self, ctx):
-        return [Result("probe", Status.OK, self.settings["label"])]
+        status = Status(self.settings["status"])
+        return [Result("probe", status, self.settings["label"])]
+
+
+class LineFile(Notifier):
+    """Appends each notification's summary line to a file."""
+
+    type = "line_file"
+    options = {"path": Setting(string, help="file to append to")}
+
+    def send(self, notification):
+        with open(self.settings["path"], "a") as file:
+            file.write(notification.summary() + "\\n")
 
 
 @hookimpl
 def register_checks():
     return [Probe]
+
+
+@hookimpl
+def register_notifiers():
+    return [LineFile]
 '''
 
 # Writes a marker file, then sleeps far past the test: only a kill ends it.
@@ -178,7 +198,7 @@ def test_status_on_change_only(write_config, daemon, notify_socket):
 
 
 def test_reload_applies_change(
-    pair, schema, write_config, daemon, notify_socket, plugin_dir
+    pair, schema, write_config, daemon, notify_socket, plugin_dir, tmp_path
 ):
     (plugin_dir / "probe.py").write_text(PROBE_PLUGIN)
     pair.source.execute(f"CREATE TABLE {schema}.added (id INT PRIMARY KEY)")
@@ -193,16 +213,18 @@ def test_reload_applies_change(
     try:
         assert json.loads(client.recv())["type"] == "snapshot"
         ready = notify_socket.wait_for("READY")
+        alerts = tmp_path / "alerts.txt"
         rewrite(
             config_path,
             plugins={"dirs": [str(plugin_dir)]},
             tables=[f"{schema}.added"],
             checks={
                 **QUIET_CHECKS,
-                "probe": {"label": "second"},
+                "probe": {"label": "second", "status": "WARNING"},
                 "row_count": {"interval": "1s"},
                 "replica_lag": {"interval": "1s", "warning": "10s"},
             },
+            notifiers=[{"type": "log"}, {"type": "line_file", "path": str(alerts)}],
         )
         encmond.signal(signal.SIGHUP)
         encmond.wait_for_log("configuration reloaded")
@@ -212,13 +234,19 @@ def test_reload_applies_change(
         count = wait_for(lambda: encmond.result("row_count", f"{schema}.added"), 30)
         assert count["status"] == "OK"
         assert probe_event(client)["message"] == "second"
+        sent = wait_for(
+            lambda: alerts.exists() and alerts.read_text(),
+            30,
+            message="the new notifier got no alert",
+        )
+        assert sent == "[WARNING] probe on target: probe: second\n"
     finally:
         client.close()
 
     reloading = notify_socket.wait_for("RELOADING", after=ready + 1)
     assert notify_socket.wait_for("READY", after=reloading) > reloading
     assert samples_until(encmond.db_path, before["time"]) > 0
-    assert "changed tables, checks, plugins.dirs" in encmond.log_text()
+    assert "changed tables, checks, notifiers, plugins.dirs" in encmond.log_text()
     assert encmond.process.poll() is None
     assert encmond.stop() == 0
 
