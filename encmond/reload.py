@@ -138,9 +138,10 @@ class Reloader:
         self.status.note = f"restart to apply {', '.join(pinned)}" if pinned else ""
         changed = changed_sections(running, config)
         log.info(
-            "configuration reloaded from %s: %s",
+            "configuration reloaded from %s: %s; %d check jobs",
             path,
             f"changed {', '.join(changed)}" if changed else "no changes",
+            len(self.monitor.jobs),
         )
         return True
 

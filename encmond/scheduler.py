@@ -107,7 +107,6 @@ class CheckScheduler:
             trigger="interval",
             seconds=self.monitor.config.storage["prune_interval"],
         )
-        log.info("scheduled %d check jobs", len(self.monitor.jobs))
 
     def stop_running(self, grace: float, reason: str) -> None:
         """Wait up to ``grace`` seconds for running checks, then kill the rest."""
