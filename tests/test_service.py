@@ -321,12 +321,19 @@ def test_reload_restart_settings(write_config, daemon, notify_socket, tmp_path):
     assert encmond.stop() == 0
 
 
-def test_reload_waits_for_checks(write_config, daemon, plugin_dir, tmp_path):
+@pytest.fixture
+def stuck(write_config, daemon, plugin_dir, tmp_path):
+    """A daemon whose stuck check has started; returns it and the marker file."""
     (plugin_dir / "stuck.py").write_text(STUCK_PLUGIN)
     marker = tmp_path / "stuck-started"
     config_path = write_config(plugins={"dirs": [str(plugin_dir)]}, checks=QUIET_CHECKS)
     encmond = daemon(config_path, env={"ENCMOND_TEST_MARKER": str(marker)})
     wait_for(marker.exists, 30, message="the stuck check never started")
+    return encmond, marker
+
+
+def test_reload_waits_for_checks(stuck):
+    encmond, marker = stuck
     marker.unlink()
 
     encmond.signal(signal.SIGHUP)
@@ -343,21 +350,16 @@ def test_reload_waits_for_checks(write_config, daemon, plugin_dir, tmp_path):
 def fresh_probe(encmond) -> dict:
     """Wait for a probe result newer than now and return it."""
     now = time.time()
-    return wait_for(
-        lambda: (
-            ((result := encmond.result("probe", "probe")) and result["time"] > now)
-            and result
-        ),
-        30,
-    )
+
+    def newer():
+        result = encmond.result("probe", "probe")
+        return result if result and result["time"] > now else None
+
+    return wait_for(newer, 30, message="no probe result after the reload")
 
 
-def test_sigterm_during_check(write_config, daemon, plugin_dir, tmp_path):
-    (plugin_dir / "stuck.py").write_text(STUCK_PLUGIN)
-    marker = tmp_path / "stuck-started"
-    config_path = write_config(plugins={"dirs": [str(plugin_dir)]}, checks=QUIET_CHECKS)
-    encmond = daemon(config_path, env={"ENCMOND_TEST_MARKER": str(marker)})
-    wait_for(marker.exists, 30, message="the stuck check never started")
+def test_sigterm_during_check(stuck):
+    encmond, _ = stuck
     assert encmond.stop() == 0
     log = encmond.log_text()
     assert "stop: interrupted checks still running after 5 s: stuck:target" in log
