@@ -43,7 +43,7 @@ class StatusLine:
     def load(self) -> None:
         """Take the current state from the store."""
         self.servers = {
-            result.server: "up" if result.status is Status.OK else "down"
+            result.server: server_state(result.status.value)
             for result in self.monitor.store.latest()
             if result.check == "connection"
         }
@@ -70,8 +70,7 @@ class StatusLine:
         if event.get("type") == "results":
             for result in event["results"]:
                 if result["check"] == "connection":
-                    up = result["status"] == Status.OK.value
-                    self.servers[result["server"]] = "up" if up else "down"
+                    self.servers[result["server"]] = server_state(result["status"])
         elif event.get("type") == "alert":
             alert = event["alert"]
             key = (alert["check"], alert["server"], alert["subject"])
@@ -119,3 +118,12 @@ class StatusLine:
         )
         plural = "s" if len(self.alerts) > 1 else ""
         return f"{len(self.alerts)} alert{plural} firing ({by_severity})"
+
+
+def server_state(status: str) -> str:
+    """Return "up", "down" or "unknown" for a connection check's status."""
+    if status == Status.OK.value:
+        return "up"
+    if status == Status.CRITICAL.value:
+        return "down"
+    return "unknown"
