@@ -100,7 +100,9 @@ class Check:
     ``ctx.source`` and ``ctx.target``, or ``server`` for one that runs once per
     server with ``ctx.server``. ``options`` declares extra configuration keys
     under ``checks.<name>``; ``self.settings`` holds their parsed values next to
-    ``interval``, ``timeout`` and ``enabled``.
+    ``interval``, ``timeout`` and ``enabled``. ``depends_on`` names the checks
+    whose latest results this one reads through ``ctx.state``; one-shot
+    commands run those first.
     """
 
     name: ClassVar[str] = ""
@@ -108,6 +110,7 @@ class Check:
     interval: ClassVar[float] = 60.0
     timeout: ClassVar[float | None] = None
     options: ClassVar[dict[str, Setting]] = {}
+    depends_on: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, settings: dict[str, Any]) -> None:
         self.settings = settings

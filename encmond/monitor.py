@@ -13,6 +13,7 @@ from encmond.model import Alert, Result, Status
 from encmond.notify import Dispatcher
 from encmond.plugins_loader import Plugins
 from encmond.runner import RUN_SUBJECT, Job, Outcome, Runner, build_jobs
+from encmond.state import State
 from encmond.store import Store
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,8 @@ class Monitor:
             for name, cls in plugins.checks.items()
             if config.checks[name]["enabled"]
         ]
-        self.jobs = build_jobs(config, self.checks, self.databases)
+        self.state = State(store)
+        self.jobs = build_jobs(config, self.checks, self.databases, self.state)
         self.runner = Runner()
         self.runner.remember(store.latest())
         notifiers = [
