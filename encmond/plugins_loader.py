@@ -33,6 +33,7 @@ BUNDLED = (
     "encmond.plugins.checks.replica_lag",
     "encmond.plugins.checks.checksum",
     "encmond.plugins.checks.row_count",
+    "encmond.plugins.checks.heartbeat",
     "encmond.plugins.notifiers.log",
 )
 
