@@ -34,6 +34,9 @@ BUNDLED = (
     "encmond.plugins.checks.checksum",
     "encmond.plugins.checks.row_count",
     "encmond.plugins.checks.heartbeat",
+    "encmond.plugins.checks.encryption",
+    "encmond.plugins.checks.errant_writes",
+    "encmond.plugins.checks.schema",
     "encmond.plugins.notifiers.log",
 )
 
