@@ -73,6 +73,20 @@ def build_parser() -> Parser:
         action="append",
         help="run only this check (repeat for several)",
     )
+    cutover = command(
+        "cutover",
+        "run the checks the cutover verdict needs and print it with its reasons; "
+        "exit 0 only on GO",
+    )
+    cutover.add_argument(
+        "--json", action="store_true", help="print the full report as JSON"
+    )
+    cutover.add_argument(
+        "--target",
+        metavar="NAME",
+        action="append",
+        help="judge only this target (repeat for several; default: all)",
+    )
     command(
         "plugins",
         "list loaded plugins, their checks and notifiers, and where each came from",
@@ -87,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"encmond: error: {exc}", file=sys.stderr)
         return EX_CONFIG
-    if args.command in ("run", "check"):
+    if args.command in ("run", "check", "cutover"):
         from gevent import monkey
 
         monkey.patch_all()
@@ -167,6 +181,19 @@ def check_command(args, path: str) -> int:
     return status.exit_code
 
 
+def cutover_command(args, path: str) -> int:
+    from encmond.cutoveronce import render, run_cutover
+    from encmond.daemon import load
+
+    config, plugins = load(path)
+    report = run_cutover(config, plugins, args.target)
+    if args.json:
+        print(json.dumps(report, indent=2, default=str))
+    else:
+        print(render(report))
+    return 0 if report["go"] else 1
+
+
 def print_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
     widths = [
         max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header) - 1)
@@ -181,6 +208,7 @@ def print_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
 COMMANDS = {
     "run": run_command,
     "check": check_command,
+    "cutover": cutover_command,
     "plugins": plugins_command,
     "validate": validate_command,
 }

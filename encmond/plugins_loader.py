@@ -37,6 +37,7 @@ BUNDLED = (
     "encmond.plugins.checks.encryption",
     "encmond.plugins.checks.errant_writes",
     "encmond.plugins.checks.schema",
+    "encmond.plugins.checks.cutover",
     "encmond.plugins.notifiers.log",
 )
 
