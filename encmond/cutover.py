@@ -2,8 +2,8 @@
 
 The verdict is built from other checks' latest results, the lag samples and
 the firing alerts, read through a ``State``. Every condition becomes a fact
-with what was observed, when, and from which result; a failed condition is a
-blocker that also says what clears it.
+with what was observed, when, and from which result. A failed condition is a
+blocker that also names what clears it.
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ class Verdict:
 def evaluate(
     state: State, config: Config, target: str, settings: dict, now: float | None = None
 ) -> Verdict:
-    """Build the verdict for ``target`` from what ``state`` holds at ``now``."""
+    """Build the verdict for ``target`` from the contents of ``state`` at ``now``."""
     judge = Judge(state, config, target, settings, now or time.time())
     facts = [
         judge.replication(),

@@ -9,7 +9,7 @@ operator's attestation can vouch for it, and it is recorded as such.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from encmond.db import Database
@@ -59,13 +59,12 @@ class Tablespace:
 
 @dataclass
 class AtRest:
-    """What SQL shows about one server's encryption at rest."""
+    """The facts SQL shows about one server's encryption at rest."""
 
     platform: str
     variables: dict[str, str]
     key_plugins: list[str]
     tablespaces: list[Tablespace] | None
-    problems: list[str] = field(default_factory=list)
 
     @property
     def encrypted_count(self) -> int:

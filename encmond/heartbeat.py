@@ -1,7 +1,7 @@
 """Heartbeat lag: a pt-heartbeat table, its writer, and sub-second readings.
 
 The table has pt-heartbeat's layout (``pt-heartbeat --create-table``): one
-row per writing server, keyed by ``server_id``, whose ``ts`` column holds the
+row per writing server, keyed by ``server_id``, whose ``ts`` column contains the
 write time as text such as ``2026-05-01T12:34:56.123456``. encmond reads
 ``ts`` as UTC (pt-heartbeat ``--utc``) on the source server's clock: its own
 writer takes ``UTC_TIMESTAMP(6)`` on the source, and pt-heartbeat is expected
@@ -60,9 +60,10 @@ class HeartbeatReading:
     """One heartbeat lag measurement on a target.
 
     ``method`` is ``applied`` when a new row arrived during the poll and its
-    apply delay was measured; ``age`` when none arrived, so ``lag`` is the age
-    of the newest applied row; ``stale`` when the source's row is not being
-    updated, so ``lag`` is None. Times are epoch seconds, durations seconds.
+    apply delay was measured. It is ``age`` when none arrived, so ``lag`` is
+    the age of the newest applied row, and ``stale`` when the source's row is
+    not being updated, so ``lag`` is None. Times are epoch seconds, durations
+    seconds.
     """
 
     method: str
@@ -186,7 +187,7 @@ def measure(
 ) -> HeartbeatReading:
     """Measure the target's heartbeat lag, corrected for the clock offset.
 
-    ``interval`` is the time between two writes of the row; the poll lasts
+    ``interval`` is the time between two writes of the row. The poll lasts
     one interval plus half a second, so a running replica shows a new row.
     """
     source_clock = measure_offset(source)
@@ -218,8 +219,8 @@ def unchanged_reading(
     """Build the reading when no new row reached the target during the poll.
 
     When the target already has the source's newest row, its age at the first
-    read bounds the delay; otherwise the target is not applying, and the age
-    at the last read is how far behind it is.
+    read bounds the delay. Otherwise the target is not applying, so the age at
+    the last read is how far behind it is.
     """
     if source_row.ts is None:
         raise HeartbeatError(

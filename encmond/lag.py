@@ -37,7 +37,7 @@ SHRINKING = -0.001  # lag seconds per second below which lag counts as shrinking
 
 @dataclass
 class Signals:
-    """What one run saw; ``None`` means that signal was not available."""
+    """The signals of one run; ``None`` means that signal had no reading."""
 
     threads_running: bool
     seconds_behind_master: int | None
@@ -101,8 +101,7 @@ def lag_of(signal: str, signals: Signals) -> float | None:
         return signals.heartbeat_lag
     if signal == GTID:
         return signals.gtid_lag
-    sbm = signals.seconds_behind_master
-    return None if sbm is None else float(sbm)
+    return signals.seconds_behind_master
 
 
 @dataclass
@@ -254,7 +253,7 @@ def rds_retention(db: Database) -> Retention:
 
 
 def format_duration(seconds: float | None) -> str:
-    """Format seconds for messages: 0.42 s, 12 s, 5 min 3 s, 2 h 5 min."""
+    """Format seconds for messages: 0.42 s, 12 s, 5 min, 5 min 3 s, 2 h 5 min."""
     if seconds is None or math.isnan(seconds):
         return "unknown"
     if seconds == int(seconds) and seconds < 60:
@@ -265,6 +264,6 @@ def format_duration(seconds: float | None) -> str:
         return f"{seconds:.0f} s"
     minutes, secs = divmod(round(seconds), 60)
     if minutes < 60:
-        return f"{minutes} min {secs} s"
+        return f"{minutes} min" + (f" {secs} s" if secs else "")
     hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes} min"
+    return f"{hours} h" + (f" {minutes} min" if minutes else "")

@@ -61,7 +61,7 @@ def thread_problem(status: dict) -> str | None:
 
 @dataclass
 class Memory:
-    """What the check keeps between runs for one target."""
+    """State kept between runs for one target."""
 
     trend: LagTrend
     gtid: GtidHistory = field(default_factory=GtidHistory)
@@ -156,7 +156,7 @@ class ReplicaLag(Check):
 
     @staticmethod
     def io_suspect(status: dict, source_pos: str) -> bool:
-        """Return whether the IO thread looks behind while the server says 0."""
+        """Return whether the IO thread looks behind while the server reports 0."""
         if status["lag_seconds"] != 0 or status["gtid_io_pos"] is None:
             return False
         return any(transactions_behind(source_pos, status["gtid_io_pos"]).values())

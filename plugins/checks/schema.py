@@ -1,8 +1,8 @@
 """The ``schema`` check: each configured table defined the same on both servers.
 
 Columns (position, type, nullability, default, character set, collation,
-extra), indexes, foreign keys, engine and table collation are compared;
-encryption table options are meant to differ and are left out. A difference
+extra), indexes, foreign keys, engine and table collation are compared.
+Encryption table options are meant to differ, so they are left out. A difference
 seen while the target is behind is compared again once it has applied the
 source's position.
 """
