@@ -27,6 +27,7 @@ POLL_SPACING = 0.05  # seconds between two reads of the target's row
 CLOCK_SAMPLES = 3  # round trips per server; the shortest one is kept
 STALE_WRITES = 3  # a source row older than this many intervals is stale
 NO_SUCH_TABLE = 1146
+NO_SUCH_COLUMN = 1054
 CREATE_TABLE = (
     "CREATE TABLE {table} (ts varchar(26) NOT NULL, server_id int unsigned "
     "NOT NULL PRIMARY KEY, file varchar(255) DEFAULT NULL, position bigint "
@@ -142,13 +143,17 @@ def read_row(session: Session, table: Table, server_id: int) -> Row:
 
 
 def table_error(server: str, table: Table, exc: DatabaseError) -> DatabaseError:
-    """Explain a missing heartbeat table with the statement that creates it."""
-    if exc.errno != NO_SUCH_TABLE:
-        return exc
+    """Explain a missing or legacy heartbeat table with the statement to create it."""
     create = CREATE_TABLE.format(table=table.quoted)
+    if exc.errno == NO_SUCH_TABLE:
+        problem = "not found"
+    elif exc.errno == NO_SUCH_COLUMN:
+        problem = "has no server_id column (pt-heartbeat's legacy id, ts layout)"
+    else:
+        return exc
     return HeartbeatError(
         server,
-        f"heartbeat table {table} not found; create it on the source with "
+        f"heartbeat table {table} {problem}; create it on the source with "
         f"pt-heartbeat --create-table or: {create}",
         exc.errno,
     )

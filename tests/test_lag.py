@@ -262,13 +262,25 @@ def test_stale_heartbeat_falls_back(pair, write_config, heartbeat_table):
     assert "its writer is not running" in result.message
 
 
-def test_missing_heartbeat_table(write_config, schema):
-    path = write_config(checks={"heartbeat": {"table": f"{schema}.nowhere"}})
+@pytest.mark.parametrize(
+    ("definition", "problem"),
+    [
+        (None, "not found"),
+        ("(id INT PRIMARY KEY, ts DATETIME)", "has no server_id column"),
+    ],
+)
+def test_unusable_heartbeat_table(pair, write_config, schema, definition, problem):
+    if definition:
+        pair.source.execute(f"CREATE TABLE {schema}.beat {definition}")
+        pair.wait_caught_up()
+    path = write_config(checks={"heartbeat": {"table": f"{schema}.beat"}})
     result = find(results_of(path, ["replica_lag"]), "replica_lag", "replication")
+    error = result.details["heartbeat_error"]
     assert result.status is Status.WARNING
     assert result.metrics["lag_seconds"] == 0
-    assert "pt-heartbeat --create-table" in result.details["heartbeat_error"]
-    assert "CREATE TABLE" in result.details["heartbeat_error"]
+    assert f"heartbeat table {schema}.beat {problem}" in error
+    assert "pt-heartbeat --create-table" in error
+    assert "CREATE TABLE" in error
 
 
 def test_writer_feeds_pt_heartbeat(pair, write_config, heartbeat_table):
