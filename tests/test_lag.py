@@ -25,6 +25,7 @@ from encmond.lag import (
     classify,
 )
 from encmond.model import Status
+from encmond.plugins.checks.replica_lag import Memory
 from encmond.runner import Runner
 from helpers import find, job_of, results_of
 
@@ -308,3 +309,31 @@ def test_writer_feeds_pt_heartbeat(pair, write_config, heartbeat_table):
     assert written.server == "source"
     assert checked.returncode == 0, checked.stderr
     assert float(checked.stdout) >= 0
+
+
+def test_eta_past_retention_warns(pair, write_config):
+    job = job_of(write_config(), "replica_lag")
+    memory = Memory(LagTrend(window=300))
+    for second in range(0, 40, 10):
+        memory.trend.add(1000.0 + second, 600.0 - second * 0.5)
+    pair.source.execute("SET GLOBAL binlog_expire_logs_seconds = 600")
+    try:
+        result = job.check.catch_up(job.context, memory, 580.0)
+    finally:
+        pair.source.execute("SET GLOBAL binlog_expire_logs_seconds = 0")
+    assert result.status is Status.WARNING
+    assert result.metrics["eta_seconds"] == pytest.approx(1160.0)
+    assert result.metrics["binlog_retention_seconds"] == 600
+    assert "binlog_expire_logs_seconds=600" in result.message
+    assert "the ETA passes the source's binlog retention" in result.message
+
+
+def test_eta_within_retention_ok(pair, write_config):
+    job = job_of(write_config(), "replica_lag")
+    memory = Memory(LagTrend(window=300))
+    for second in range(0, 40, 10):
+        memory.trend.add(1000.0 + second, 60.0 - second)
+    result = job.check.catch_up(job.context, memory, 30.0)
+    assert result.status is Status.OK
+    assert result.metrics["eta_seconds"] == pytest.approx(30.0)
+    assert result.message.startswith("catching up: lag 30 s shrinks by 60.0 s")

@@ -106,6 +106,7 @@ class ReplicaLag(Check):
         self.memory: dict[str, Memory] = {}
         self.retention: dict[str, tuple[float, Retention]] = {}
         self.heartbeat_server_id: int | None = None
+        self.heartbeat_failing: dict[str, str] = {}  # target -> last error logged
 
     def run(self, ctx):
         memory = self.memory.setdefault(
@@ -174,8 +175,18 @@ class ReplicaLag(Check):
         except DatabaseError as exc:
             if isinstance(exc, ServerUnavailable) and exc.server == ctx.target.name:
                 raise
-            ctx.log.warning("heartbeat reading on %s failed: %s", ctx.name, exc)
             reading.heartbeat_error = str(exc)
+            if self.heartbeat_failing.get(ctx.name) != reading.heartbeat_error:
+                ctx.log.warning(
+                    "heartbeat reading on %s failed: %s; heartbeat lag stays unknown "
+                    "until it works",
+                    ctx.name,
+                    exc,
+                )
+            self.heartbeat_failing[ctx.name] = reading.heartbeat_error
+            return
+        if self.heartbeat_failing.pop(ctx.name, None) is not None:
+            ctx.log.info("heartbeat reading on %s works again", ctx.name)
 
     def source_id(self, ctx) -> int:
         if self.heartbeat_server_id is None:
