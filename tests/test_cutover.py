@@ -50,8 +50,8 @@ def config(tmp_path):
     return load(str(path))[0]
 
 
-def healthy(moment: float) -> list[Result]:
-    """Results of a caught-up, validated, encrypted pair at ``moment``."""
+def healthy() -> list[Result]:
+    """Results of a caught-up, validated, encrypted pair; ``stored`` dates them."""
     return [
         Result(
             "replication",
@@ -91,7 +91,7 @@ def stored(tmp_path, results_at: dict[float, list[Result]]) -> State:
 
 
 def test_verdict_go_when_all_hold(tmp_path, config):
-    state = stored(tmp_path, {NOW - 60 + s: healthy(NOW) for s in range(0, 61, 5)})
+    state = stored(tmp_path, {NOW - 60 + s: healthy() for s in range(0, 61, 5)})
     verdict = evaluate(state, config, "target", SETTINGS, NOW)
     assert verdict.go, verdict.summary()
     assert verdict.summary() == "GO: all 7 conditions hold"
@@ -100,7 +100,7 @@ def test_verdict_go_when_all_hold(tmp_path, config):
 
 
 def test_verdict_lists_every_blocker(tmp_path, config):
-    results = healthy(NOW)
+    results = healthy()
     results[2].details = {"verdict": "in_progress"}
     results[1].details = {"state": "diverged"}
     state = stored(tmp_path, {NOW - 2: results})
@@ -119,7 +119,7 @@ def test_verdict_lists_every_blocker(tmp_path, config):
 
 
 def test_verdict_old_clean_pass(tmp_path, config):
-    results = healthy(NOW)
+    results = healthy()
     results[1].details = {"state": "in_flux", "last_clean_pass": NOW - 7200}
     state = stored(tmp_path, {NOW - 60 + s: results for s in range(0, 61, 5)})
     verdict = evaluate(state, config, "target", SETTINGS, NOW)
