@@ -230,6 +230,8 @@ class Judge:
         max_age = self.settings["validation_max_age"]
         clean = result.details.get("last_clean_pass")
         if "last_clean_pass" not in result.details and state == "match":
+            # NOTE: checksum results without last_clean_pass predate that field;
+            # a matching result's own time is the best clean pass they show.
             clean = result.time
             if NOTE_NO_CLEAN_PASS not in self.notes:
                 self.notes.append(NOTE_NO_CLEAN_PASS)
