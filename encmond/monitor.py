@@ -15,6 +15,7 @@ from encmond.model import Alert, Check, Notifier, Result, Status
 from encmond.notify import Dispatcher
 from encmond.plugins_loader import Plugins
 from encmond.runner import RUN_SUBJECT, Job, Outcome, Runner, build_jobs
+from encmond.state import State
 from encmond.store import Store
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ class Monitor:
         self.hub = Hub()
         self.runner = Runner()
         self.runner.remember(store.latest())
+        self.state = State(store)
         self.databases: dict[str, Database] = {}
         self.apply(self.prepare(config, plugins))
 
@@ -72,7 +74,7 @@ class Monitor:
             plugins,
             databases,
             checks,
-            build_jobs(config, checks, databases),
+            build_jobs(config, checks, databases, self.state),
             notifiers,
             [Route(settings) for settings in config.notifiers],
         )

@@ -129,6 +129,9 @@ def make_app(monitor: Monitor) -> bottle.Bottle:
 
     alert_api.install(app, monitor)
     app.install(catch_bad_parameters)
+    from encmond import cutover_api  # imported here: it uses this module's helpers
+
+    cutover_api.install(app, monitor)
     return app
 
 
