@@ -1,7 +1,7 @@
 """Connections to the watched servers, through one helper per server.
 
 Every session uses utf8mb4, ``time_zone='+00:00'`` and a dict cursor, with the
-server's connect, read and write timeouts; on MariaDB ``max_statement_time``
+server's connect, read and write timeouts. On MariaDB, ``max_statement_time``
 also stops a statement on the server once the client has given up on it.
 Connecting retries with exponential backoff. Once a server is known to be down
 each connection gets a single attempt, so checks fail fast until it is back.
@@ -171,7 +171,9 @@ class Database:
             host=config.host,
             port=config.port,
             user=config.user,
-            password=config.password.reveal(),
+            # PyMySQL encodes a str password as latin-1; the mariadb client and
+            # server use the UTF-8 bytes.
+            password=config.password.reveal().encode("utf-8"),
             charset="utf8mb4",
             autocommit=True,
             cursorclass=pymysql.cursors.DictCursor,
@@ -247,7 +249,7 @@ class Database:
             self.release(connection, dedicated)
 
     def pooled(self) -> pymysql.Connection | None:
-        """Return an idle connection that still answers a COM_PING, if any."""
+        """Return an idle connection that still responds to COM_PING, if any."""
         while self.idle:
             connection = self.idle.pop()
             try:

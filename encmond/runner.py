@@ -2,7 +2,7 @@
 
 A run produces Results. A run that raises, or runs past its timeout, turns the
 check's subjects UNKNOWN with the error and raises a WARNING alert keyed
-(check, server, "run"); an unreachable server turns them UNKNOWN without an
+(check, server, "run"). An unreachable server turns them UNKNOWN without an
 alert, because the connection check alerts on that.
 """
 
@@ -20,6 +20,7 @@ from encmond.config import Config, Table
 from encmond.db import Database
 from encmond.errors import CheckTimeout, EncmondError, ServerUnavailable
 from encmond.model import Check, Result, Status
+from encmond.state import State
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,8 @@ class CheckContext:
 
     For a ``pair`` check, ``source`` and ``target`` are set and ``server`` is
     the target; for a ``server`` check, ``server`` is the one server to look at.
-    ``name`` is the server label that results carry by default.
+    ``name`` is the server label that results carry by default. ``state``
+    reads other checks' latest results and the firing alerts.
     """
 
     check: Check
@@ -42,9 +44,7 @@ class CheckContext:
     target: Database | None = None
     server: Database | None = None
     log: logging.Logger = field(default_factory=lambda: log)
-    # The daemon's Store, for checks that keep state between runs (None in
-    # ``encmond check``, which runs each check once without storage).
-    store: Any = None
+    state: State | None = None
 
     @property
     def tables(self) -> list[Table]:
@@ -113,7 +113,7 @@ def build_jobs(
     config: Config,
     checks: list[Check],
     databases: dict[str, Database],
-    store: Any = None,
+    state: State | None = None,
 ) -> list[Job]:
     """Bind each enabled check to the servers or targets its scope covers."""
     jobs = []
@@ -128,7 +128,7 @@ def build_jobs(
                     source=source,
                     server=database,
                     log=logging.getLogger(f"encmond.checks.{check}"),
-                    store=store,
+                    state=state,
                 )
                 jobs.append(Job(check, context))
             continue
@@ -141,7 +141,7 @@ def build_jobs(
                 target=databases[name],
                 server=databases[name],
                 log=logging.getLogger(f"encmond.checks.{check}"),
-                store=store,
+                state=state,
             )
             jobs.append(Job(check, context))
     return jobs

@@ -9,9 +9,12 @@ and ``Section.parse`` turns that into a ``ConfigError`` naming file, line and ke
 from __future__ import annotations
 
 import difflib
+import math
 import re
+import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from encmond.errors import ConfigError
@@ -19,6 +22,7 @@ from encmond.errors import ConfigError
 Parser = Callable[[Any], Any]
 
 REQUIRED = object()
+_ASCII_INTEGER = re.compile(r"^\s*-?[0-9]+\s*$")
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
@@ -73,9 +77,23 @@ def duration(value: Any) -> float:
                 f"seconds, got {describe(value)}"
             )
         seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if not math.isfinite(seconds):
+        raise ValueError(f"expected a finite duration, got {describe(value)}")
     if seconds < 0:
         raise ValueError(f"expected a duration of 0 or more, got {describe(value)}")
     return seconds
+
+
+def at_least(minimum: float) -> Parser:
+    """Return a duration parser that rejects values below ``minimum`` seconds."""
+
+    def parse(value: Any) -> float:
+        seconds = duration(value)
+        if seconds < minimum:
+            raise ValueError(f"expected {minimum:g} s or more, got {describe(value)}")
+        return seconds
+
+    return parse
 
 
 def positive_duration(value: Any) -> float:
@@ -88,6 +106,29 @@ def positive_duration(value: Any) -> float:
 def anything(value: Any) -> Any:
     """Accept any value; a later step validates it."""
     return value
+
+
+def password_text(value: Any) -> str | None:
+    """Accept a password only as YAML read it from a string, never its value."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError(
+            "expected a string; put the password in quotes so that YAML keeps it "
+            "as written (unquoted, YAML reads some passwords as numbers or dates)"
+        )
+    return value
+
+
+def plain_name(value: Any) -> str:
+    """Parse a host or user name: not empty, without spaces or control characters."""
+    text = string(value)
+    if not text or any(char.isspace() or ord(char) < 32 for char in text):
+        raise ValueError(
+            f"expected a non-empty name without spaces or control characters, "
+            f"got {describe(value)}"
+        )
+    return text
 
 
 def string(value: Any) -> str:
@@ -108,7 +149,7 @@ def boolean(value: Any) -> bool:
 
 def integer(minimum: int | None = None, maximum: int | None = None) -> Parser:
     def parse(value: Any) -> int:
-        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        if isinstance(value, str) and _ASCII_INTEGER.match(value):
             value = int(value)
         if isinstance(value, bool) or not isinstance(value, int):
             raise ValueError(f"expected a whole number, got {describe(value)}")
@@ -149,6 +190,66 @@ def severity(value: Any) -> str:
     return choice(*SEVERITIES, upper=True)(value)
 
 
+def http_url(value: Any) -> str:
+    """Parse an http:// or https:// URL with a host."""
+    text = string(value)
+    parts = urllib.parse.urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(
+            "expected an http:// or https:// URL with a host, got "
+            f"{describe(redact_url(text))}"
+        )
+    return text
+
+
+def secret_url(value: Any) -> Secret:
+    """Parse a URL that may carry a token or password, as a Secret."""
+    return Secret(http_url(value))
+
+
+def secret(value: Any) -> Secret:
+    return Secret(string(value))
+
+
+def optional_secret(value: Any) -> Secret | None:
+    return None if value is None else secret(value)
+
+
+def secret_file(value: Any) -> Secret | None:
+    """Read the first line of the named file (an absolute path) as a Secret."""
+    if value is None:
+        return None
+    path = Path(string(value))
+    if not path.is_absolute():
+        raise ValueError(f"expected an absolute path, got {describe(value)}")
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise ValueError(f"cannot read {path}: {exc.strerror}") from None
+    return Secret(lines[0] if lines else "")
+
+
+def secret_mapping(value: Any) -> dict[str, Secret]:
+    """Parse a mapping of names to secret strings (HTTP headers, say)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a mapping, got {describe(value)}")
+    return {string(key): secret(item) for key, item in value.items()}
+
+
+def redact_url(text: str) -> str:
+    """Return a URL with only its scheme, host and port, for messages."""
+    parts = urllib.parse.urlsplit(text)
+    if not parts.hostname:
+        return "***"
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        port = ""
+    return f"{parts.scheme}://{parts.hostname}{port}/***"
+
+
 @dataclass(frozen=True)
 class Setting:
     """One configuration key: its parser, default and a help sentence."""
@@ -169,9 +270,14 @@ class Located:
     source: str
     lines: dict[tuple, int] = field(default_factory=dict)
     origins: dict[tuple, str] = field(default_factory=dict)
+    # Password values seen in the file or environment, masked in every message,
+    # because a YAML anchor can reuse a password under any key.
+    secrets: set[str] = field(default_factory=set)
 
     def error(self, path: tuple, message: str) -> ConfigError:
         """Build a ConfigError for the value at ``path`` (or its nearest parent)."""
+        for secret in sorted(self.secrets, key=len, reverse=True):
+            message = message.replace(secret, "***")
         key = ".".join(str(part) for part in path)
         origin = self.origins.get(path)
         if origin:

@@ -16,7 +16,7 @@ import bottle
 import gevent
 import gevent.queue
 
-from encmond import __version__
+from encmond import __version__, alert_api
 from encmond.model import Result, Status
 from encmond.monitor import Monitor
 from encmond.settings import duration
@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 MAX_POINTS = 10000
 DEFAULT_POINTS = 500
-ALERT_STATES = ("firing", "resolved")
+ALERT_STATES = ("pending", "firing", "resolved")
 WS_HEARTBEAT = 25.0  # seconds between keep-alive messages on an idle WebSocket
 
 
@@ -53,7 +53,8 @@ def web_root() -> str:
 
 def make_app(monitor: Monitor) -> bottle.Bottle:
     """Build the Bottle app that serves ``monitor``'s state."""
-    app = bottle.Bottle(catchall=True, autojson=False)
+    app = bottle.Bottle(catchall=True)
+    app.config["json.enable"] = False
     app.config["encmond.monitor"] = monitor
     root = web_root()
 
@@ -127,8 +128,12 @@ def make_app(monitor: Monitor) -> bottle.Bottle:
         serve_websocket(monitor, socket)
         return ""
 
-    validation_web.install(app, monitor)
+    alert_api.install(app, monitor)
     app.install(catch_bad_parameters)
+    from encmond import cutover_api  # imported here: it uses this module's helpers
+
+    cutover_api.install(app, monitor)
+    validation_web.install(app, monitor)
     return app
 
 

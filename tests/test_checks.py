@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import pytest
 import yaml
 
 from daemon_process import wait_for
-from encmond.checkonce import run_once
-from encmond.daemon import load
 from encmond.model import Status
-
-
-def results_of(config_path, only=None):
-    config, plugins = load(str(config_path))
-    return run_once(config, plugins, only)
-
-
-def find(results, check, subject):
-    matches = [r for r in results if r.check == check and r.subject == subject]
-    assert len(matches) == 1, [str(r) for r in results]
-    return matches[0]
+from helpers import find, results_of
 
 
 @pytest.fixture
@@ -43,6 +35,10 @@ def test_identical_pair_all_ok(write_config, orders):
         "replica_lag",
         "checksum",
         "row_count",
+        "encryption",
+        "errant_writes",
+        "schema",
+        "cutover",
     }
     for result in results:
         assert result.status is Status.OK, str(result) + " " + result.message
@@ -189,3 +185,68 @@ def test_unreachable_server_unknown(write_config):
     assert down.metrics["up"] == 0
     assert "after 2 attempts" in down.message
     assert find(results, "replica_lag", "target").status is Status.UNKNOWN
+
+
+def run_cli(*args):
+    done = subprocess.run(
+        [sys.executable, "-m", "encmond", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return done.returncode, done.stdout, done.stderr
+
+
+def test_cli_check_exit_codes(pair, write_config, orders):
+    path = str(write_config(tables=[orders]))
+    code, out, err = run_cli("check", "-c", path, "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["status"] == "OK"
+    pair.target.execute_unlogged(f"UPDATE {orders} SET amount = 0 WHERE id = 9")
+    code, out, err = run_cli("check", "-c", path, "--json")
+    assert code == 2, err
+    report = json.loads(out)
+    assert report["status"] == "CRITICAL"
+    critical = [r for r in report["results"] if r["status"] == "CRITICAL"]
+    assert [(r["check"], r["subject"]) for r in critical] == [("checksum", orders)]
+    code, out, _ = run_cli("check", "-c", path, "--only", "checksum")
+    assert code == 2
+    assert orders in out
+    assert "CRITICAL" in out
+
+
+def test_unicode_password(pair, write_config, schema):
+    user, password = f"uni_{schema}", "Zürich€1"
+    for server in (pair.source, pair.target):
+        server.execute_unlogged(
+            f"CREATE USER '{user}'@'%' IDENTIFIED BY '{password}'",
+            f"GRANT SELECT, PROCESS, REPLICATION CLIENT ON *.* TO '{user}'@'%'",
+        )
+    try:
+        path = write_config()
+        config = yaml.safe_load(path.read_text())
+        for server in ("source", "target"):
+            config[server].update(user=user, password=password)
+        path.write_text(yaml.safe_dump(config, allow_unicode=True))
+        results = results_of(path, ["connection"])
+        assert [r.status for r in results] == [Status.OK, Status.OK]
+    finally:
+        for server in (pair.source, pair.target):
+            server.execute_unlogged(f"DROP USER '{user}'@'%'")
+
+
+def test_hung_target_is_down(pair, write_config):
+    path = write_config(checks={"connection": {"probe_timeout": "2s"}})
+    config = yaml.safe_load(path.read_text())
+    config["target"]["retry_attempts"] = 2
+    path.write_text(yaml.safe_dump(config))
+    pair.target.pause()
+    try:
+        results = results_of(path, ["connection"])
+    finally:
+        pair.target.resume()
+    down = find(results, "connection", "target")
+    assert down.status is Status.CRITICAL
+    assert "timed out" in down.message
+    assert find(results, "connection", "source").status is Status.OK

@@ -15,6 +15,7 @@ from encmond.daemon import load
 from encmond.db import Database
 from encmond.model import Status
 from encmond.runner import Runner, build_jobs
+from encmond.state import State
 from encmond.store import Store
 from encmond.validation.progress import PassState, ProgressStore
 from encmond.validation.report import Outcome, table_result
@@ -363,65 +364,109 @@ def test_delayed_target_no_difference(pair, write_config, items):
         pair.wait_caught_up()
 
 
-def test_stopped_sql_thread_pauses(pair, write_config, items, caplog):
-    """With the SQL thread stopped the pass pauses, then finishes once it runs."""
+@pytest.fixture
+def job_of(write_config):
+    """Build a job of one check on one table, run in-process by a Runner.
+
+    The same check instance serves every run, as in the daemon; the
+    databases are closed after the test.
+    """
+    opened = []
+
+    def build(table, store=None, check="checksum", **settings):
+        checks = {check: settings}
+        config, plugins = load(str(write_config(tables=[table], checks=checks)))
+        databases = {name: Database(s) for name, s in config.servers.items()}
+        opened.extend(databases.values())
+        instance = plugins.checks[check](config.checks[check])
+        state = State(store) if store is not None else None
+        [job] = build_jobs(config, [instance], databases, state)
+        return job
+
+    yield build
+    for database in opened:
+        database.close()
+
+
+def run_job(job):
+    [result] = Runner().run(job).results
+    return result
+
+
+def test_stopped_sql_thread_behind(pair, job_of, items, caplog):
+    """A stopped SQL thread ends each run at once as behind; the pause is
+    logged once over two runs, and once it runs again the pass matches."""
+    caplog.set_level(logging.INFO, logger="encmond.checks")
+    job = job_of(items)
+    pair.target.execute_unlogged("STOP SLAVE SQL_THREAD")
+    try:
+        pair.source.execute(f"UPDATE {items} SET name = 'moved' WHERE id = 5")
+        first, second = run_job(job), run_job(job)
+    finally:
+        pair.target.execute_unlogged("START SLAVE SQL_THREAD")
+        pair.wait_caught_up()
+    third = run_job(job)
+    for result in (first, second):
+        assert result.status is Status.UNKNOWN
+        assert result.details["state"] == "behind"
+        assert "target lag is unknown (replication SQL thread No)" in result.message
+    assert caplog.text.count("pausing validation") == 1
+    assert third.details["state"] == "match", third.message
+    assert caplog.text.count("resuming validation") == 1
+
+
+def test_lag_pause_then_resume(pair, job_of, items, caplog):
+    """Lag over max_lag pauses the pass within a run until the target drains."""
     caplog.set_level(logging.INFO, logger="encmond.checks")
     target = pair.target
-    target.execute_unlogged("STOP SLAVE SQL_THREAD")
-    writer = Writer(pair, items)
-    outcome = {}
-    runner = threading.Thread(
-        target=lambda: outcome.update(result=check_table(write_config, items)),
-        daemon=True,
+    job = job_of(items, max_lag="1s", wait_timeout="30s")
+    target.execute_unlogged(
+        "STOP SLAVE", "CHANGE MASTER TO MASTER_DELAY = 4", "START SLAVE"
     )
     try:
-        writer.start()
-        runner.start()
-        wait_for(lambda: "pausing validation" in caplog.text, 30)
-        wait_for(lambda: writer.writes > 300, 30)
-        writer.stop()
-        target.execute_unlogged("START SLAVE SQL_THREAD")
-        runner.join(120)
+        pair.source.execute(f"UPDATE {items} SET name = 'late' WHERE id = 5")
+
+        def lagging():
+            lag = (target.slave_status() or {}).get("Seconds_Behind_Master")
+            return lag is not None and lag >= 2
+
+        wait_for(lagging, 30, message="the delayed target never lagged 2 s")
+        result = run_job(job)
     finally:
-        writer.stop()
-        target.execute_unlogged("START SLAVE SQL_THREAD")
+        target.execute_unlogged(
+            "STOP SLAVE", "CHANGE MASTER TO MASTER_DELAY = 0", "START SLAVE"
+        )
         pair.wait_caught_up()
-    assert "target lag is unknown" in caplog.text
-    assert "resuming validation" in caplog.text
-    assert caplog.text.count("pausing validation") == 1
-    assert_no_difference(outcome["result"])
-    assert outcome["result"].details["paused_seconds"] > 0
+    assert result.details["state"] == "match", result.message
+    assert result.details["paused_seconds"] > 0
+    assert "pausing validation of " + items + ": target lag" in caplog.text
+    assert "resuming validation of " + items in caplog.text
 
 
-def test_pass_resumes_from_store(pair, write_config, items, tmp_path):
+def test_pass_resumes_from_store(pair, job_of, items, tmp_path):
     """A pass saved at id 1000 goes on from there after a restart."""
     on_target(
         pair,
         f"UPDATE {items} SET name = 'early' WHERE id = 10",
         f"UPDATE {items} SET name = 'late' WHERE id = 1990",
     )
-    config, plugins = load(str(write_config(tables=[items])))
     store = Store(str(tmp_path / "resume.db"))
-    databases = {name: Database(server) for name, server in config.servers.items()}
-    check = plugins.checks["checksum"](config.checks["checksum"])
-    [job] = build_jobs(config, [check], databases, store)
+    job = job_of(items, store)
     key = ("checksum", "target", items)
     now = time.time()
     saved = PassState(started_at=now, position=[1000], chunks_done=3, first_seen=now)
     saved.rows_checked = saved.source_rows = saved.target_rows = 1000
     ProgressStore(store).save(key, saved)
     try:
-        [first] = Runner().run(job).results
+        first = run_job(job)
         assert keys_of(first) == [(1990,)]
         assert first.metrics["rows_checked"] == 2000
-        [second] = Runner().run(job).results
+        second = run_job(job)
         assert keys_of(second) == [(10,), (1990,)]
         reopened = ProgressStore(Store(str(tmp_path / "resume.db"))).load(key)
         assert reopened.last_pass["state"] == "diverged"
     finally:
         store.close()
-        for database in databases.values():
-            database.close()
 
 
 def test_stale_after_age():

@@ -18,6 +18,8 @@ from encmond.config import Table
 from encmond.model import Check, Result, Status
 from encmond.runner import CheckContext
 from encmond.settings import Setting, integer, positive_duration
+from encmond.state import ReadOnlyStore
+from encmond.store import Store
 from encmond.validation.engine import Limits, TableValidation
 from encmond.validation.pinned import Pinned, pin_session
 from encmond.validation.progress import PassState, ProgressStore
@@ -36,13 +38,10 @@ RUN_SHARE = 0.75
 
 @dataclass
 class Run:
-    """One run of a check for one target: when it stops, and its throttle.
-
-    ``deadline`` is a time.monotonic() value.
-    """
+    """One run of a check for one target; ``deadline`` is a time.monotonic()
+    value after which the run starts no new chunk."""
 
     deadline: float
-    throttle: Throttle
 
 
 OPTIONS = {
@@ -72,26 +71,22 @@ class ValidationCheck(Check):
     """Compares each table chunk by chunk with the class's ``measure``."""
 
     measure: ClassVar[Measure]
+    replication_dependent = True
 
     def __init__(self, settings: dict[str, Any]) -> None:
         super().__init__(settings)
         self.progress = ProgressStore()
+        # Pauses still open at the end of a run, by (target, table), so that
+        # a pause over several runs is logged once when it starts and ends.
+        self.paused: dict[tuple[str, str], str] = {}
 
     def run(self, ctx: CheckContext):
+        store = writable_store(ctx)
+        if self.progress.store is not store:
+            self.progress = ProgressStore(store)
         # One instance runs for every target, possibly at the same time, so
-        # what belongs to one run (deadline, throttle) lives in ``run``.
-        if self.progress.store is not ctx.store:
-            self.progress = ProgressStore(ctx.store)
-        run = Run(
-            time.monotonic() + self.settings["timeout"] * RUN_SHARE,
-            Throttle(
-                ctx.source,
-                ctx.target,
-                self.settings["max_lag"],
-                self.settings["max_threads_running"],
-                ctx.log,
-            ),
-        )
+        # the deadline of one run is passed along instead of kept on self.
+        run = Run(time.monotonic() + self.settings["timeout"] * RUN_SHARE)
         source_kinds, target_kinds = ctx.parallel(
             lambda: table_kinds(ctx.source, ctx.tables),
             lambda: table_kinds(ctx.target, ctx.tables),
@@ -118,18 +113,19 @@ class ValidationCheck(Check):
     def key(self, ctx: CheckContext, table: Table) -> tuple[str, str, str]:
         return (self.name, ctx.name, str(table))
 
-    def outcome(self, shape: Shape, whole_table: str | None) -> Outcome:
+    def outcome(self, settings, shape: Shape, whole_table: str | None) -> Outcome:
         return Outcome(
             self.name,
             shape.key,
             whole_table,
-            wait_timeout=self.settings["wait_timeout"],
-            stale_after=self.settings["stale_after"],
+            wait_timeout=settings["wait_timeout"],
+            stale_after=settings["stale_after"],
         )
 
     def compare_table(self, ctx: CheckContext, table: Table, run: Run) -> Result:
         key = self.key(ctx, table)
         state = self.progress.load(key)
+        settings = self.settings_for(table)
         timeout = self.settings["timeout"]
         with (
             ctx.source.session(read_timeout=timeout) as source,
@@ -144,39 +140,75 @@ class ValidationCheck(Check):
             whole_table = whole_table_reason(*shapes)
             if whole_table:
                 shapes = (Shape(shapes[0].columns), shapes[1])
-            outcome = self.outcome(shapes[0], whole_table)
+            outcome = self.outcome(settings, shapes[0], whole_table)
             if time.monotonic() < run.deadline:
-                wait = self.settings["wait_timeout"]
-                pinned = Pinned(source, target, wait, timeout)
-                self.advance(run, table, key, state, shapes, pinned, outcome)
+                pinned = Pinned(source, target, settings["wait_timeout"], timeout)
+                throttle = self.throttle(ctx, table, settings)
+                outcome.behind = self.advance(
+                    run, table, key, state, shapes, pinned, throttle
+                )
+                self.record_pause(ctx, table, throttle, outcome)
         return table_result(table, state, outcome)
 
-    def advance(self, run, table, key, state: PassState, shapes, pinned, outcome):
-        """Run the table's pass until it finishes or the run's time is up."""
+    def throttle(self, ctx: CheckContext, table: Table, settings) -> Throttle:
+        limits = (
+            settings["max_lag"],
+            settings["max_threads_running"],
+            settings["wait_timeout"],
+        )
+        paused = self.paused.get((ctx.name, str(table)))
+        return Throttle(ctx.source, ctx.target, limits, ctx.log, paused)
+
+    def record_pause(self, ctx, table, throttle: Throttle, outcome: Outcome):
+        """Keep a pause that is still open for the next run, and report it."""
+        if throttle.paused is None:
+            self.paused.pop((ctx.name, str(table)), None)
+        else:
+            self.paused[(ctx.name, str(table))] = throttle.paused
+        outcome.paused_seconds = throttle.paused_seconds
+        outcome.paused = throttle.stopped
+        outcome.paused_by = throttle.stopped_by
+
+    def advance(self, run, table, key, state: PassState, shapes, pinned, throttle):
+        """Run the table's pass until it finishes or the run's time is up.
+
+        Returns the source position the target did not reach, or "".
+        """
         if not state.running:
             state.start(time.time())
             state.rows_estimate = row_estimate(pinned, table)
+        settings = self.settings_for(table)
         validation = TableValidation(
             table,
             self.measure,
             shapes,
             Limits(
-                self.settings["chunk_time"],
-                self.settings["wait_timeout"],
-                self.settings["max_differences"],
+                settings["chunk_time"],
+                settings["wait_timeout"],
+                settings["max_differences"],
             ),
-            run.throttle,
+            throttle,
             run.deadline,
-            run.throttle.log,
+            throttle.log,
         )
         started = time.monotonic()
-        paused = run.throttle.paused_seconds
         try:
             validation.run(pinned, state, self.progress, key)
         finally:
             state.active_seconds += time.monotonic() - started
-        outcome.behind = validation.behind
-        outcome.paused_seconds = run.throttle.paused_seconds - paused
+        return validation.behind
+
+
+def writable_store(ctx: CheckContext) -> Store | None:
+    """Return the daemon's store, or None where the store is read-only.
+
+    ``encmond check`` reads the daemon's database without writing, so its
+    passes keep their progress in memory and start from the first chunk.
+    """
+    store = ctx.state.store if ctx.state is not None else None
+    if store is None or isinstance(store, ReadOnlyStore):
+        return None
+    return store
 
 
 def row_estimate(pinned: Pinned, table: Table) -> int | None:

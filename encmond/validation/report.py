@@ -17,6 +17,7 @@ from encmond.model import Result, Status
 from encmond.validation.chunks import Chunk
 from encmond.validation.progress import PassState
 from encmond.validation.recheck import BEHIND, DIVERGED, IN_FLUX, MATCH
+from encmond.validation.throttle import LAG
 
 IN_PROGRESS = "in_progress"
 STATUS_OF_STATE = {
@@ -40,6 +41,8 @@ class Outcome:
     wait_timeout: float = 0.0
     stale_after: float = 0.0
     paused_seconds: float = 0.0
+    paused: str | None = None
+    paused_by: str = ""
 
 
 def pass_view(state: PassState) -> dict[str, Any]:
@@ -58,7 +61,7 @@ def choose(state: PassState, outcome: Outcome) -> tuple[str, dict[str, Any]]:
     last = state.last_pass
     if current and current["diverged"]:
         return DIVERGED, current
-    if outcome.behind:
+    if outcome.behind or (outcome.paused and outcome.paused_by == LAG):
         return BEHIND, current or last or pass_view(state)
     if current and last and last["state"] == DIVERGED:
         return DIVERGED, last
@@ -91,8 +94,12 @@ def describe(name: str, summary: dict, state: PassState, outcome: Outcome) -> st
     if name == MATCH:
         rows, chunks = summary["rows_checked"], summary["chunks_done"]
         return f"{rows} rows match in {chunks} chunks"
+    if name == IN_PROGRESS and outcome.paused:
+        return f"{progress_text(state)}; paused: {outcome.paused}"
     if name == IN_PROGRESS:
         return progress_text(state)
+    if name == BEHIND and outcome.paused:
+        return f"validation paused: {outcome.paused}; the pass resumes on the next run"
     if name == BEHIND:
         return (
             f"the target did not apply source position {outcome.behind} within "
@@ -219,5 +226,6 @@ def details(name, summary, state: PassState, outcome: Outcome, stale: bool) -> d
             if key not in ("diverged", "in_flux", "differences")
         },
         "behind": outcome.behind or None,
+        "paused": outcome.paused,
         "paused_seconds": round(outcome.paused_seconds, 3),
     }
