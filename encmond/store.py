@@ -251,17 +251,18 @@ class Store:
     ) -> list[dict[str, float]]:
         """Downsample one series to at most ``points`` buckets of min, max and mean."""
         width = max((until - since) / points, 1e-6)
+        # A sample at exactly ``until`` falls into the last bucket, not one more.
         rows = self.reader.execute(
-            "SELECT CAST((ts - ?) / ? AS INTEGER) AS bucket, MIN(ts) AS first, "
+            "SELECT MIN(CAST((ts - ?) / ? AS INTEGER), ?) AS bucket, "
             "MIN(value) AS min, MAX(value) AS max, AVG(value) AS mean, "
             "COUNT(*) AS count FROM samples "
             "WHERE series_id = ? AND ts >= ? AND ts <= ? "
             "GROUP BY bucket ORDER BY bucket",
-            (since, width, series_id, since, until),
+            (since, width, points - 1, series_id, since, until),
         ).fetchall()
         return [
             {
-                "time": since + min(row["bucket"], points - 1) * width,
+                "time": since + row["bucket"] * width,
                 "min": row["min"],
                 "max": row["max"],
                 "mean": row["mean"],

@@ -184,3 +184,12 @@ def test_route_filters(store):
     assert store.pending_count("critical-only") == 0
     assert store.pending_count("lag-only") == 0
     assert store.pending_count("all") == 1
+
+
+def test_history_sample_at_until(store):
+    store.save_results([lag(value, NOW + value) for value in range(11)])
+    series = store.find_series("lag_seconds")[0]
+    buckets = store.history(series["id"], NOW, NOW + 10, 5)
+    assert len(buckets) == 5
+    assert buckets[-1]["max"] == 10
+    assert sum(bucket["count"] for bucket in buckets) == 11
