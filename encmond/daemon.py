@@ -12,9 +12,8 @@ import signal
 import gevent
 import gevent.event
 from gevent.pywsgi import WSGIServer
-from geventwebsocket.handler import WebSocketHandler
 
-from encmond import __version__
+from encmond import __version__, webauth
 from encmond.config import Config, load_config
 from encmond.monitor import Monitor
 from encmond.plugins_loader import Plugins, load_plugins
@@ -76,10 +75,11 @@ class Daemon:
         web = self.config.web
         if web.host is None:
             return
+        webauth.warn_if_exposed(web)
         self.server = WSGIServer(
             (web.host, web.port),
             make_app(self.monitor),
-            handler_class=WebSocketHandler,
+            handler_class=webauth.WebSocketGate,
             log=None,
             error_log=logging.getLogger("encmond.web"),
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 from encmond.alerts import AlertManager, Route
 from encmond.config import Config
@@ -49,6 +50,8 @@ class Monitor:
             listeners=[self.on_alert],
         )
         self.dispatcher = Dispatcher(store, notifiers)
+        # Called with (job, outcome) after each run is stored.
+        self.outcome_listeners: list[Callable[[Job, Outcome], None]] = []
 
     def run_job(self, job: Job) -> Outcome:
         """Run one job and record its outcome."""
@@ -59,6 +62,8 @@ class Monitor:
     def record(self, job: Job, outcome: Outcome) -> None:
         results = outcome.results
         self.store.save_results(results)
+        for listener in self.outcome_listeners:
+            listener(job, outcome)
         self.hub.publish(
             {"type": "results", "results": [result.to_dict() for result in results]}
         )
