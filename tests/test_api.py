@@ -8,11 +8,11 @@ import logging
 import hypothesis
 import pytest
 import schemathesis
-from inprocess import Client, items_table, open_monitor, run_jobs
 from schemathesis import GenerationMode
 
 from encmond.openapi import DOCUMENT, openapi_path
 from encmond.webapp import make_app
+from inprocess import Client, items_table, open_monitor, run_jobs
 
 TOKEN = "s3cret/token+with=signs"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

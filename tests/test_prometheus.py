@@ -10,11 +10,11 @@ import urllib.request
 
 import pytest
 import yaml
-from inprocess import Client, items_table, open_monitor, run_jobs
 from prometheus_client.parser import text_string_to_metric_families
 
 from daemon_process import free_port, wait_for
 from encmond.webapp import make_app
+from inprocess import Client, items_table, open_monitor, run_jobs
 
 FAILING_PLUGIN = '''\
 from encmond import Check, hookimpl
