@@ -13,13 +13,14 @@ import gevent
 import gevent.event
 from gevent.pywsgi import WSGIServer
 
-from encmond import __version__, webauth
+from encmond import __version__
 from encmond.config import Config, load_config
 from encmond.monitor import Monitor
 from encmond.plugins_loader import Plugins, load_plugins
 from encmond.scheduler import CheckScheduler
 from encmond.store import Store
 from encmond.webapp import make_app
+from encmond.webserver import make_server
 
 log = logging.getLogger(__name__)
 
@@ -75,14 +76,7 @@ class Daemon:
         web = self.config.web
         if web.host is None:
             return
-        webauth.warn_if_exposed(web)
-        self.server = WSGIServer(
-            (web.host, web.port),
-            make_app(self.monitor),
-            handler_class=webauth.WebSocketGate,
-            log=None,
-            error_log=logging.getLogger("encmond.web"),
-        )
+        self.server = make_server(web, make_app(self.monitor))
         self.server.start()
 
     def web_address(self) -> str:

@@ -21,7 +21,6 @@ import urllib.parse
 from collections.abc import Callable
 
 import bottle
-from geventwebsocket.handler import WebSocketHandler
 
 from encmond.config import WebConfig
 from encmond.responses import error_response
@@ -163,27 +162,12 @@ class AuthPlugin:
 
 
 def install(app: bottle.Bottle, auth: TokenAuth) -> None:
-    """Add the token check to ``app`` and the hooks that ``WebSocketGate`` calls."""
+    """Add the token check to ``app`` and the hooks its server's handler calls."""
     app.install(AuthPlugin(auth))
-    # gevent-websocket looks up app_protocol on the application to select a
-    # subprotocol; websocket_refusal is this module's own counterpart.
+    # gevent-websocket calls app_protocol to select a subprotocol, and
+    # encmond.webserver.RequestHandler calls websocket_refusal before upgrading.
     app.app_protocol = lambda path: WS_PROTOCOL if path == WS_PATH else None
     app.websocket_refusal = lambda environ: websocket_refusal(environ, auth)
-
-
-class WebSocketGate(WebSocketHandler):
-    """A WebSocket handler that upgrades only the requests the app admits.
-
-    gevent-websocket sends ``101 Switching Protocols`` before it calls the
-    application, so a refusal has to happen here. A refused request reaches
-    the application as plain HTTP, and its ``/ws`` route returns 401 or 403.
-    """
-
-    def upgrade_websocket(self):
-        refusal = getattr(self.application, "websocket_refusal", None)
-        if refusal is not None and refusal(self.environ) is not None:
-            return None
-        return super().upgrade_websocket()
 
 
 def warn_if_exposed(web: WebConfig) -> None:
