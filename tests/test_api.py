@@ -159,7 +159,10 @@ def test_token_required(app, target):
     assert anonymous.get(target, AUTH).status != 401
 
 
-@pytest.mark.parametrize("target", ["/api/health", "/", "/static/app.js"])
+@pytest.mark.parametrize(
+    "target",
+    ["/api/health", "/", "/static/app.js", "/static/vendor/uplot/uPlot.iife.min.js"],
+)
 def test_open_without_token(app, target):
     assert Client(app).get(target).status == 200
 
