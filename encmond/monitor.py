@@ -63,7 +63,10 @@ class Monitor:
         results = outcome.results
         self.store.save_results(results)
         for listener in self.outcome_listeners:
-            listener(job, outcome)
+            try:
+                listener(job, outcome)
+            except Exception:
+                log.exception("an outcome listener failed on a run of %s", job)
         self.hub.publish(
             {"type": "results", "results": [result.to_dict() for result in results]}
         )
