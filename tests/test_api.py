@@ -77,6 +77,7 @@ def test_api_matches_openapi(api_schema, path, mode):
 
     @hypothesis.settings(
         max_examples=60,
+        derandomize=True,
         deadline=None,
         database=None,
         suppress_health_check=list(hypothesis.HealthCheck),
