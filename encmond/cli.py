@@ -1,7 +1,9 @@
 """The ``encmond`` command line.
 
-``run`` and ``check`` apply gevent's monkey patching before anything imports
-PyMySQL, so modules that touch the network are imported inside the commands.
+Each subcommand is one function ``(args, path) -> exit status`` and one
+``Command`` line in ``COMMANDS``. Commands marked ``network`` get gevent's
+monkey patching before anything imports PyMySQL, so modules that touch the
+network are imported inside the command functions.
 """
 
 from __future__ import annotations
@@ -9,11 +11,26 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from encmond import __version__
 from encmond.errors import EX_CONFIG, EncmondError
 from encmond.logs import LEVELS, setup_logging
+
+CONFIG_HELP = (
+    "YAML configuration file to read (default: $ENCMOND_CONFIG, else "
+    "/etc/encmond/config.yaml)"
+)
+LOG_LEVEL_HELP = (
+    "lowest severity of log lines written to stderr: DEBUG, INFO, WARNING or "
+    "ERROR (default: INFO)"
+)
+EXIT_STATUS = (
+    "exit status: 0 OK, 1 WARNING or UNKNOWN, 2 CRITICAL, 78 invalid usage or "
+    "configuration"
+)
 
 
 class UsageError(Exception):
@@ -27,7 +44,46 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(f"{message}; see '{self.prog} --help'")
 
 
-def build_parser() -> Parser:
+@dataclass(frozen=True)
+class Option:
+    """One command line option: ``add_argument``'s arguments."""
+
+    flags: tuple[str, ...]
+    settings: dict[str, Any]
+
+
+JSON = Option(
+    ("--json",),
+    {"action": "store_true", "help": "print JSON on stdout instead of a table"},
+)
+ONLY = Option(
+    ("--only",),
+    {
+        "metavar": "CHECK",
+        "action": "append",
+        "help": "run only this check, even when disabled in the configuration; "
+        "repeat it or separate names with commas for several",
+    },
+)
+
+
+@dataclass(frozen=True)
+class Command:
+    """A subcommand: its function, a help sentence and its own options.
+
+    ``network`` commands connect to servers, so gevent patches the standard
+    library before they run. ``epilog`` follows the options in ``--help``.
+    """
+
+    name: str
+    function: Callable[[argparse.Namespace, str], int]
+    help: str
+    options: tuple[Option, ...] = ()
+    network: bool = False
+    epilog: str = ""
+
+
+def build_parser(commands: Sequence[Command] | None = None) -> Parser:
     parser = Parser(
         prog="encmond",
         description=(
@@ -40,44 +96,32 @@ def build_parser() -> Parser:
         "--log-level",
         choices=LEVELS,
         default="INFO",
-        help="lowest level of log lines written to stderr (default: INFO)",
+        metavar="LEVEL",
+        help=LOG_LEVEL_HELP,
     )
-    commands = parser.add_subparsers(
+    subparsers = parser.add_subparsers(
         dest="command", metavar="COMMAND", parser_class=Parser
     )
-    commands.required = True
-
-    def command(name: str, help: str) -> Parser:
-        sub = commands.add_parser(name, help=help, description=help)
-        sub.add_argument(
-            "-c",
-            "--config",
-            metavar="FILE",
-            help="configuration file (default: $ENCMOND_CONFIG, else "
-            "/etc/encmond/config.yaml)",
+    subparsers.required = True
+    for command in commands or COMMANDS:
+        sub = subparsers.add_parser(
+            command.name,
+            help=command.help,
+            description=command.help,
+            epilog=command.epilog or None,
         )
-        return sub
-
-    command("run", "run the daemon in the foreground until SIGTERM or SIGINT")
-    check = command(
-        "check",
-        "run every enabled check once and print the results; "
-        "exit 0 OK, 1 WARNING or UNKNOWN, 2 CRITICAL",
-    )
-    check.add_argument(
-        "--json", action="store_true", help="print JSON instead of a table"
-    )
-    check.add_argument(
-        "--only",
-        metavar="CHECK",
-        action="append",
-        help="run only this check (repeat for several)",
-    )
-    command(
-        "plugins",
-        "list loaded plugins, their checks and notifiers, and where each came from",
-    )
-    command("validate", "check the configuration without connecting to any server")
+        sub.add_argument("-c", "--config", metavar="FILE", help=CONFIG_HELP)
+        # Accepted after the command too; SUPPRESS keeps the global value.
+        sub.add_argument(
+            "--log-level",
+            choices=LEVELS,
+            default=argparse.SUPPRESS,
+            metavar="LEVEL",
+            help=LOG_LEVEL_HELP,
+        )
+        for option in command.options:
+            sub.add_argument(*option.flags, **option.settings)
+        sub.set_defaults(command_spec=command)
     return parser
 
 
@@ -87,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"encmond: error: {exc}", file=sys.stderr)
         return EX_CONFIG
-    if args.command in ("run", "check"):
+    command: Command = args.command_spec
+    if command.network:
         from gevent import monkey
 
         monkey.patch_all()
@@ -96,10 +141,10 @@ def main(argv: list[str] | None = None) -> int:
 
     path = config_path(args.config)
     try:
-        return COMMANDS[args.command](args, path)
+        return command.function(args, path)
     except EncmondError as exc:
         print(f"encmond: error: {exc}", file=sys.stderr)
-        return EX_CONFIG
+        return exc.exit_code
 
 
 def run_command(args, path: str) -> int:
@@ -150,24 +195,35 @@ def check_command(args, path: str) -> int:
     from encmond.model import Status
 
     config, plugins = load(path)
-    results = run_once(config, plugins, args.only)
+    only = split_names(args.only)
+    results = run_once(config, plugins, only)
     status = Status.worst(result.status for result in results)
+    counts = {s.value: sum(r.status is s for r in results) for s in Status}
     if args.json:
         payload: dict[str, Any] = {
             "status": status.value,
+            "counts": counts,
             "results": [result.to_dict() for result in results],
         }
         print(json.dumps(payload, indent=2, default=str))
-    else:
-        rows = [
-            (r.check, r.server, r.subject, r.status.value, r.message) for r in results
-        ]
-        print_table(("CHECK", "SERVER", "SUBJECT", "STATUS", "MESSAGE"), rows)
-        print(f"\noverall: {status.value}")
+        return status.exit_code
+    rows = [(r.check, r.server, r.subject, r.status.value, r.message) for r in results]
+    print_table(("CHECK", "SERVER", "SUBJECT", "STATUS", "MESSAGE"), rows)
+    summary = ", ".join(f"{n} {name}" for name, n in counts.items() if n)
+    print(f"\n{status.value}: {summary or 'no results'}")
     return status.exit_code
 
 
+def split_names(values: list[str] | None) -> list[str] | None:
+    """Turn repeated and comma-separated ``--only`` values into one list."""
+    if not values:
+        return None
+    names = [name.strip() for value in values for name in value.split(",")]
+    return [name for name in names if name]
+
+
 def print_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    """Print left-aligned columns; the last one is not padded, as it may be long."""
     widths = [
         max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header) - 1)
     ]
@@ -178,9 +234,34 @@ def print_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
         print("  ".join(cells + [str(row[-1])]))
 
 
-COMMANDS = {
-    "run": run_command,
-    "check": check_command,
-    "plugins": plugins_command,
-    "validate": validate_command,
-}
+COMMANDS = (
+    Command(
+        "run",
+        run_command,
+        "run the daemon in the foreground: SIGHUP reloads the configuration, "
+        "SIGTERM or SIGINT stops it",
+        network=True,
+        epilog="exit status: 0 after a clean stop, 1 when it cannot start, "
+        "78 invalid configuration",
+    ),
+    Command(
+        "check",
+        check_command,
+        "run every enabled check once and print the results",
+        options=(JSON, ONLY),
+        network=True,
+        epilog=EXIT_STATUS,
+    ),
+    Command(
+        "plugins",
+        plugins_command,
+        "list loaded plugins, their checks and notifiers, and where each came from",
+        epilog="exit status: 0 listed, 78 invalid configuration or plugin",
+    ),
+    Command(
+        "validate",
+        validate_command,
+        "check the configuration without connecting to any server",
+        epilog="exit status: 0 valid, 78 invalid",
+    ),
+)

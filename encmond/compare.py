@@ -171,8 +171,11 @@ class TableCheck(Check):
     """Base of checks that compare each configured table on source and target.
 
     Subclasses implement ``compare_table``; a table missing on either side, or
-    not a base table, gets its own result without reaching it.
+    not a base table, gets its own result without reaching it. Their alerts
+    are inhibited while replication is stopped or a server is down.
     """
+
+    replication_dependent = True
 
     def run(self, ctx: CheckContext):
         source_kinds, target_kinds = ctx.parallel(

@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from encmond.alert_policy import ALERT_SETTINGS, parse_table_overrides
 from encmond.errors import ConfigError
 from encmond.settings import (
     Located,
@@ -138,6 +139,8 @@ CHECK_SETTINGS = {
     "enabled": Setting(boolean, True, "run this check"),
     "interval": Setting(positive_duration, None, "time between two runs"),
     "timeout": Setting(positive_duration, None, "a run past this is UNKNOWN"),
+    **ALERT_SETTINGS,
+    "tables": Setting(anything, None, "settings for single tables, by schema.table"),
 }
 NOTIFIER_SETTINGS = {
     "type": Setting(string, help="notifier type, for example log or webhook"),
@@ -146,6 +149,18 @@ NOTIFIER_SETTINGS = {
     "checks": Setting(list_of(string), [], "only alerts of these checks, all if empty"),
     "subjects": Setting(
         list_of(string), [], "only alerts about these subjects, all if empty"
+    ),
+    "timeout": Setting(positive_duration, 10.0, "network timeout of one delivery"),
+    "retry_delay": Setting(
+        positive_duration,
+        5.0,
+        "wait before retrying a failed delivery, doubled for each next attempt",
+    ),
+    "max_retry_delay": Setting(
+        positive_duration, 600.0, "longest wait between two delivery attempts"
+    ),
+    "give_up_after": Setting(
+        positive_duration, 86400.0, "drop a notification not delivered by then"
     ),
 }
 
@@ -224,7 +239,8 @@ class Config:
         ``checks`` maps check names to Check classes and ``notifiers`` maps
         notifier types to Notifier classes; both declare ``options``.
         """
-        self.checks = parse_checks(self.raw_checks, checks, self.located)
+        tables = {str(table) for table in self.tables}
+        self.checks = parse_checks(self.raw_checks, checks, self.located, tables)
         self.notifiers = parse_notifiers(self.raw_notifiers, notifiers, self.located)
 
 
@@ -536,7 +552,9 @@ def parse_plugin_dirs(data, value, located, base) -> list[Path]:
     return dirs
 
 
-def parse_checks(raw: Any, known: dict[str, Any], located: Located) -> dict:
+def parse_checks(
+    raw: Any, known: dict[str, Any], located: Located, tables: set[str]
+) -> dict:
     """Validate ``checks`` against each check's declared options."""
     if not isinstance(raw, dict):
         raise located.error(
@@ -557,6 +575,9 @@ def parse_checks(raw: Any, known: dict[str, Any], located: Located) -> dict:
         settings["interval"] = settings["interval"] or float(check.interval)
         settings["timeout"] = settings["timeout"] or check.default_timeout(
             settings["interval"]
+        )
+        settings["tables"] = parse_table_overrides(
+            settings["tables"], section, tables, located, ("checks", name, "tables")
         )
         parsed[name] = settings
     return parsed
@@ -584,6 +605,10 @@ def parse_notifiers(raw: Any, known: dict[str, Any], located: Located) -> list[d
             raise located.error(path + ("type",), message)
         section = Section({**NOTIFIER_SETTINGS, **known[kind].options})
         settings = section.parse(entry, located, path)
+        try:
+            known[kind].check_settings(settings)
+        except ValueError as exc:
+            raise located.error(path, str(exc)) from None
         settings["name"] = settings["name"] or (
             kind if kind not in names else f"{kind}-{index}"
         )

@@ -6,7 +6,22 @@ EX_CONFIG = 78  # sysexits.h: configuration error; systemd does not restart on i
 
 
 class EncmondError(Exception):
-    """Base class of every error encmond raises on purpose."""
+    """Base class of every error encmond raises on purpose.
+
+    ``exit_code`` is the command's exit status when the error ends it.
+    """
+
+    exit_code = EX_CONFIG
+
+
+class StartupError(EncmondError):
+    """The daemon cannot start for a reason outside the configuration's syntax.
+
+    It exits with status 1, so systemd's Restart=on-failure tries again: a
+    port still held by a stopping process or a full disk can clear.
+    """
+
+    exit_code = 1
 
 
 class ConfigError(EncmondError):

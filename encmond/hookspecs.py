@@ -56,8 +56,11 @@ def on_results(results: list[Result]) -> None:
 def on_alert(alert: Alert, event: str) -> None:
     """Observe an alert's state change, after it is stored.
 
-    ``alert`` is the ``encmond.Alert`` as stored. ``event`` is ``firing`` for a
-    new alert, ``changed`` for a new severity, ``renotify`` for a repeat of a
-    still firing alert and ``resolved``. Called once per change, before
-    notifiers run. Returns nothing.
+    ``alert`` is the ``encmond.Alert`` as stored. ``event`` is ``pending``
+    for a new alert still within its ``for``, ``firing``, ``changed`` for a
+    higher severity, ``renotify`` for a repeat of a still firing alert,
+    ``resolved``, ``dropped`` for a pending alert whose condition cleared,
+    ``inhibited``/``uninhibited``, ``silenced``/``unsilenced``,
+    ``acknowledged``/``unacknowledged``, or "" for an update with no event of
+    its own. Called once per change, before notifiers run. Returns nothing.
     """

@@ -5,12 +5,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
+from encmond.alert_policy import Policies
 from encmond.alerts import AlertManager, Route
-from encmond.config import Config
+from encmond.config import Config, ServerConfig
 from encmond.db import Database
 from encmond.events import Hub
-from encmond.model import Alert, Result, Status
+from encmond.model import Alert, Check, Notifier, Result, Status
 from encmond.notify import Dispatcher
 from encmond.plugins_loader import Plugins
 from encmond.runner import RUN_SUBJECT, Job, Outcome, Runner, build_jobs
@@ -19,39 +21,99 @@ from encmond.store import Store
 log = logging.getLogger(__name__)
 
 
+@dataclass
+class Setup:
+    """The parts built from one configuration, ready to be swapped in."""
+
+    config: Config
+    plugins: Plugins
+    databases: dict[str, Database]
+    checks: list[Check]
+    jobs: list[Job]
+    notifiers: list[Notifier]
+    routes: list[Route]
+
+
 class Monitor:
-    """Everything one configuration watches, wired to one store."""
+    """Everything one configuration watches, wired to one store.
+
+    The store, the event hub and the runner's memory stay for the daemon's
+    life; a reload replaces the rest through ``prepare`` and ``apply``.
+    """
 
     def __init__(self, config: Config, plugins: Plugins, store: Store) -> None:
-        self.config = config
-        self.plugins = plugins
         self.store = store
         self.started_at = time.time()
         self.hub = Hub()
-        self.databases = {
-            name: Database(server) for name, server in config.servers.items()
+        self.runner = Runner()
+        self.runner.remember(store.latest())
+        # Called with (job, outcome) after each run is stored; kept on reload.
+        self.outcome_listeners: list[Callable[[Job, Outcome], None]] = []
+        self.databases: dict[str, Database] = {}
+        self.apply(self.prepare(config, plugins))
+
+    def prepare(self, config: Config, plugins: Plugins) -> Setup:
+        """Build the parts of ``config`` without touching the running ones.
+
+        A server whose settings are unchanged keeps its Database, so its
+        connections and its known up or down state carry over.
+        """
+        databases = {
+            name: self.reuse_database(server) for name, server in config.servers.items()
         }
-        self.checks = [
+        checks = [
             cls(config.checks[name])
             for name, cls in plugins.checks.items()
             if config.checks[name]["enabled"]
         ]
-        self.jobs = build_jobs(config, self.checks, self.databases)
-        self.runner = Runner()
-        self.runner.remember(store.latest())
         notifiers = [
             plugins.notifiers[settings["type"]](settings)
             for settings in config.notifiers
         ]
-        self.alerts = AlertManager(
-            store,
+        return Setup(
+            config,
+            plugins,
+            databases,
+            checks,
+            build_jobs(config, checks, databases),
+            notifiers,
             [Route(settings) for settings in config.notifiers],
-            config.alerts["renotify"],
-            listeners=[self.on_alert],
         )
-        self.dispatcher = Dispatcher(store, notifiers)
-        # Called with (job, outcome) after each run is stored.
-        self.outcome_listeners: list[Callable[[Job, Outcome], None]] = []
+
+    def reuse_database(self, server: ServerConfig) -> Database:
+        running = self.databases.get(server.name)
+        if running is not None and running.config == server:
+            return running
+        return Database(server)
+
+    def apply(self, setup: Setup) -> list[Database]:
+        """Swap in ``setup``; returns the Databases it no longer uses.
+
+        The caller stops the old dispatcher, starts the new one and closes the
+        returned Databases once no job uses them.
+        """
+        retired = [
+            database
+            for database in self.databases.values()
+            if database not in setup.databases.values()
+        ]
+        self.config = setup.config
+        self.plugins = setup.plugins
+        self.databases = setup.databases
+        self.checks = setup.checks
+        self.jobs = setup.jobs
+        self.alerts = AlertManager(
+            self.store,
+            setup.routes,
+            setup.config.alerts["renotify"],
+            listeners=[self.on_alert],
+            policies=Policies(setup.config.checks),
+            dependent_checks=[c.name for c in setup.checks if c.replication_dependent],
+        )
+        self.dispatcher = Dispatcher(
+            self.store, setup.notifiers, self.alerts.firing_for
+        )
+        return retired
 
     def run_job(self, job: Job) -> Outcome:
         """Run one job and record its outcome."""

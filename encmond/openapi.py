@@ -17,6 +17,7 @@ from encmond.responses import error_response, json_response
 
 STATUSES = ["OK", "WARNING", "CRITICAL", "UNKNOWN"]
 SEVERITIES = ["INFO", "WARNING", "CRITICAL"]
+ALERT_STATES = ["pending", "firing", "resolved"]
 
 
 def ref(name: str) -> dict[str, str]:
@@ -44,6 +45,25 @@ def query(name: str, schema: dict[str, Any], description: str, **extra) -> dict:
     }
 
 
+def path_id(name: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "integer"}}
+
+
+def json_request(properties: dict[str, Any], required: list[str]) -> dict:
+    return {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": required,
+                    "properties": properties,
+                }
+            }
+        },
+    }
+
+
 def nullable(schema: dict[str, Any]) -> dict[str, Any]:
     return {**schema, "nullable": True}
 
@@ -55,6 +75,10 @@ def mapping(values: dict[str, Any]) -> dict[str, Any]:
 
 NUMBER = {"type": "number"}
 STRING = {"type": "string"}
+# Who acts: a non-blank name of at most 200 characters.
+ACTOR = {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "\\S"}
+MATCHER = {"type": "string", "maxLength": 200}
+COMMENT = {"type": "string", "maxLength": 2000}
 UNAUTHORIZED = {"401": error("web.auth_token_file is set and the token is missing")}
 # Epoch seconds, a duration, or an ISO 8601 date with an optional time and
 # offset. JSON Schema patterns are ECMA-262 regexes; this one reads the same
@@ -137,6 +161,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "check",
             "time",
             "duration",
+            "conditions",
         ],
         "properties": {
             "subject": STRING,
@@ -148,6 +173,10 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "check": STRING,
             "time": {**NUMBER, "description": "start of the run, epoch seconds"},
             "duration": nullable({**NUMBER, "description": "run time, seconds"}),
+            "conditions": {
+                **mapping({"type": "string", "enum": STATUSES}),
+                "description": "status of each separately alerting condition",
+            },
         },
     },
     "Metrics": {
@@ -228,6 +257,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "check",
             "server",
             "subject",
+            "condition",
             "severity",
             "message",
             "state",
@@ -238,15 +268,27 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "notified_severity",
             "details",
             "fingerprint",
+            "pending_since",
+            "fired_at",
+            "clear_since",
+            "inhibited_by",
+            "silence_id",
+            "acked_at",
+            "acked_by",
+            "ack_comment",
+            "inhibited",
+            "silenced",
+            "acknowledged",
         ],
         "properties": {
             "id": {"type": "integer"},
             "check": STRING,
             "server": STRING,
             "subject": STRING,
+            "condition": {**STRING, "description": "empty for the subject's own"},
             "severity": {"type": "string", "enum": SEVERITIES},
             "message": STRING,
-            "state": {"type": "string", "enum": ["firing", "resolved"]},
+            "state": {"type": "string", "enum": ALERT_STATES},
             "started_at": NUMBER,
             "updated_at": NUMBER,
             "resolved_at": nullable(NUMBER),
@@ -254,6 +296,17 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "notified_severity": nullable({"type": "string", "enum": SEVERITIES}),
             "details": {"type": "object"},
             "fingerprint": STRING,
+            "pending_since": nullable(NUMBER),
+            "fired_at": nullable(NUMBER),
+            "clear_since": nullable(NUMBER),
+            "inhibited_by": nullable(STRING),
+            "silence_id": nullable({"type": "integer"}),
+            "acked_at": nullable(NUMBER),
+            "acked_by": nullable(STRING),
+            "ack_comment": nullable(STRING),
+            "inhibited": {"type": "boolean"},
+            "silenced": {"type": "boolean"},
+            "acknowledged": {"type": "boolean"},
         },
     },
     "AlertWithEvents": {
@@ -273,12 +326,40 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                                 "event": STRING,
                                 "severity": {"type": "string", "enum": SEVERITIES},
                                 "message": STRING,
+                                "actor": nullable(STRING),
                             },
                         },
                     }
                 },
             },
         ]
+    },
+    "Silence": {
+        "type": "object",
+        "required": [
+            "id",
+            "check",
+            "server",
+            "subject",
+            "starts_at",
+            "ends_at",
+            "created_by",
+            "comment",
+            "ended_by",
+            "active",
+        ],
+        "properties": {
+            "id": {"type": "integer"},
+            "check": {**nullable(STRING), "description": "null matches any"},
+            "server": {**nullable(STRING), "description": "null matches any"},
+            "subject": {**nullable(STRING), "description": "null matches any"},
+            "starts_at": NUMBER,
+            "ends_at": NUMBER,
+            "created_by": STRING,
+            "comment": STRING,
+            "ended_by": nullable(STRING),
+            "active": {"type": "boolean"},
+        },
     },
 }
 
@@ -337,7 +418,7 @@ PATHS: dict[str, dict[str, Any]] = {
             "parameters": [
                 query(
                     "state",
-                    {"type": "string", "enum": ["firing", "resolved"]},
+                    {"type": "string", "enum": ALERT_STATES},
                     "only alerts in this state",
                 ),
                 query(
@@ -365,17 +446,110 @@ PATHS: dict[str, dict[str, Any]] = {
     "/api/alerts/{alert_id}": {
         "get": {
             "summary": "One alert with its events, oldest first",
-            "parameters": [
-                {
-                    "name": "alert_id",
-                    "in": "path",
-                    "required": True,
-                    "schema": {"type": "integer"},
-                }
-            ],
+            "parameters": [path_id("alert_id")],
             "responses": {
                 "200": json_body(ref("AlertWithEvents"), "the alert"),
                 "404": error("no alert has this id"),
+                **UNAUTHORIZED,
+            },
+        }
+    },
+    "/api/alerts/{alert_id}/ack": {
+        "post": {
+            "summary": "Acknowledge an open alert",
+            "parameters": [path_id("alert_id")],
+            "requestBody": json_request({"by": ACTOR, "comment": COMMENT}, ["by"]),
+            "responses": {
+                "200": json_body(ref("Alert"), "the acknowledged alert"),
+                "400": error("the body is invalid"),
+                "404": error("no alert has this id"),
+                "409": error("the alert is resolved"),
+                **UNAUTHORIZED,
+            },
+        },
+        "delete": {
+            "summary": "Withdraw the acknowledgement of an open alert",
+            "parameters": [
+                path_id("alert_id"),
+                query("by", ACTOR, "who withdraws it", required=True),
+            ],
+            "responses": {
+                "200": json_body(ref("Alert"), "the alert"),
+                "400": error("by is missing or invalid"),
+                "404": error("no alert has this id"),
+                "409": error("the alert is resolved"),
+                **UNAUTHORIZED,
+            },
+        },
+    },
+    "/api/silences": {
+        "get": {
+            "summary": "Silences, newest first",
+            "parameters": [
+                query(
+                    "state",
+                    {"type": "string", "enum": ["active", "expired", "all"]},
+                    "default: active",
+                ),
+                query(
+                    "limit",
+                    {"type": "integer", "minimum": 1, "maximum": 10000},
+                    "at most this many silences; default 200",
+                ),
+            ],
+            "responses": {
+                "200": json_body(
+                    {
+                        "type": "object",
+                        "required": ["silences"],
+                        "properties": {
+                            "silences": {"type": "array", "items": ref("Silence")}
+                        },
+                    },
+                    "the silences",
+                ),
+                "400": error("a parameter is invalid"),
+                **UNAUTHORIZED,
+            },
+        },
+        "post": {
+            "summary": "Silence the alerts that match check, server and subject",
+            "requestBody": json_request(
+                {
+                    "check": MATCHER,
+                    "server": MATCHER,
+                    "subject": MATCHER,
+                    "duration": {
+                        "description": "up to 90 days: seconds, or 30m, 2h, 7d",
+                        "anyOf": [
+                            {"type": "string"},
+                            {"type": "number", "minimum": 0, "exclusiveMinimum": True},
+                        ],
+                    },
+                    "by": ACTOR,
+                    "comment": COMMENT,
+                },
+                ["duration", "by"],
+            ),
+            "responses": {
+                "201": json_body(ref("Silence"), "the new silence"),
+                "400": error("the body is invalid or matches nothing"),
+                **UNAUTHORIZED,
+            },
+        },
+    },
+    "/api/silences/{silence_id}": {
+        "delete": {
+            "summary": "End a silence now",
+            "parameters": [
+                path_id("silence_id"),
+                query("by", ACTOR, "who ends it", required=True),
+            ],
+            "responses": {
+                "200": json_body(ref("Silence"), "the ended silence"),
+                "400": error("by is missing or invalid"),
+                "404": error("no silence has this id"),
+                "409": error("the silence has already ended"),
                 **UNAUTHORIZED,
             },
         }

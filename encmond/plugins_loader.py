@@ -34,6 +34,10 @@ BUNDLED = (
     "encmond.plugins.checks.checksum",
     "encmond.plugins.checks.row_count",
     "encmond.plugins.notifiers.log",
+    "encmond.plugins.notifiers.webhook",
+    "encmond.plugins.notifiers.slack",
+    "encmond.plugins.notifiers.mail",
+    "encmond.plugins.notifiers.alertmanager",
 )
 
 

@@ -172,10 +172,12 @@ class StateCollector:
         counts: Counter[tuple[str, str]] = Counter(
             (alert.server, alert.severity.value)
             for alert in list(self.monitor.alerts.open.values())
+            if alert.state == "firing"
         )
         family = GaugeMetricFamily(
             "encmond_alerts_firing",
-            "alerts not yet resolved, by the server they are about and severity",
+            "firing alerts, silenced or acknowledged ones included, by the "
+            "server they are about and severity",
             labels=["server", "severity"],
         )
         names = dict.fromkeys(servers) | dict.fromkeys(s for s, _ in counts)

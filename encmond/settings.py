@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import difflib
 import re
+import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from encmond.errors import ConfigError
@@ -147,6 +149,66 @@ def list_of(item: Parser) -> Parser:
 
 def severity(value: Any) -> str:
     return choice(*SEVERITIES, upper=True)(value)
+
+
+def http_url(value: Any) -> str:
+    """Parse an http:// or https:// URL with a host."""
+    text = string(value)
+    parts = urllib.parse.urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(
+            "expected an http:// or https:// URL with a host, got "
+            f"{describe(redact_url(text))}"
+        )
+    return text
+
+
+def secret_url(value: Any) -> Secret:
+    """Parse a URL that may carry a token or password, as a Secret."""
+    return Secret(http_url(value))
+
+
+def secret(value: Any) -> Secret:
+    return Secret(string(value))
+
+
+def optional_secret(value: Any) -> Secret | None:
+    return None if value is None else secret(value)
+
+
+def secret_file(value: Any) -> Secret | None:
+    """Read the first line of the named file (an absolute path) as a Secret."""
+    if value is None:
+        return None
+    path = Path(string(value))
+    if not path.is_absolute():
+        raise ValueError(f"expected an absolute path, got {describe(value)}")
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise ValueError(f"cannot read {path}: {exc.strerror}") from None
+    return Secret(lines[0] if lines else "")
+
+
+def secret_mapping(value: Any) -> dict[str, Secret]:
+    """Parse a mapping of names to secret strings (HTTP headers, say)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a mapping, got {describe(value)}")
+    return {string(key): secret(item) for key, item in value.items()}
+
+
+def redact_url(text: str) -> str:
+    """Return a URL with only its scheme, host and port, for messages."""
+    parts = urllib.parse.urlsplit(text)
+    if not parts.hostname:
+        return "***"
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        port = ""
+    return f"{parts.scheme}://{parts.hostname}{port}/***"
 
 
 @dataclass(frozen=True)

@@ -93,6 +93,36 @@ MIGRATIONS: list[str] = [
     CREATE INDEX outbox_pending ON outbox (notifier, next_at)
         WHERE delivered_at IS NULL;
     """,
+    """
+    ALTER TABLE alerts ADD COLUMN condition TEXT NOT NULL DEFAULT '';
+    ALTER TABLE alerts ADD COLUMN pending_since REAL;
+    ALTER TABLE alerts ADD COLUMN fired_at REAL;
+    ALTER TABLE alerts ADD COLUMN clear_since REAL;
+    ALTER TABLE alerts ADD COLUMN inhibited_by TEXT;
+    ALTER TABLE alerts ADD COLUMN silence_id INTEGER;
+    ALTER TABLE alerts ADD COLUMN acked_at REAL;
+    ALTER TABLE alerts ADD COLUMN acked_by TEXT;
+    ALTER TABLE alerts ADD COLUMN ack_comment TEXT;
+    UPDATE alerts SET fired_at = started_at WHERE state = 'firing';
+    DROP INDEX alerts_open;
+    CREATE UNIQUE INDEX alerts_open_condition
+        ON alerts (check_name, server, subject, condition)
+        WHERE state != 'resolved';
+    CREATE TABLE silences (
+        id INTEGER PRIMARY KEY,
+        check_name TEXT,
+        server TEXT,
+        subject TEXT,
+        starts_at REAL NOT NULL,
+        ends_at REAL NOT NULL,
+        created_by TEXT NOT NULL,
+        comment TEXT NOT NULL DEFAULT '',
+        ended_by TEXT
+    );
+    CREATE INDEX silences_ends ON silences (ends_at);
+    ALTER TABLE outbox ADD COLUMN gave_up_at REAL;
+    ALTER TABLE alert_events ADD COLUMN actor TEXT;
+    """,
 ]
 
 # One primary-key range scan per bucket. A single GROUP BY over the whole
@@ -117,10 +147,31 @@ SELECT number, (
 ) FROM bounds
 """
 
-ALERT_COLUMNS = (
-    "id, check_name, server, subject, severity, state, message, details, "
-    "started_at, updated_at, resolved_at, notified_at, notified_severity"
+# Columns of ``alerts`` that save_alert writes, in the order of alert_values.
+ALERT_FIELDS = (
+    "check_name",
+    "server",
+    "subject",
+    "condition",
+    "severity",
+    "state",
+    "message",
+    "details",
+    "started_at",
+    "updated_at",
+    "resolved_at",
+    "notified_at",
+    "notified_severity",
+    "pending_since",
+    "fired_at",
+    "clear_since",
+    "inhibited_by",
+    "silence_id",
+    "acked_at",
+    "acked_by",
+    "ack_comment",
 )
+ALERT_COLUMNS = "id, " + ", ".join(ALERT_FIELDS)
 
 
 def connect(path: str, readonly: bool = False) -> sqlite3.Connection:
@@ -321,6 +372,8 @@ class Store:
         return [alert_from_row(row) for row in self.reader.execute(sql, args)]
 
     def alert(self, alert_id: int) -> Alert | None:
+        if not is_rowid(alert_id):
+            return None
         row = self.reader.execute(
             f"SELECT {ALERT_COLUMNS} FROM alerts WHERE id = ?", (alert_id,)
         ).fetchone()
@@ -328,56 +381,51 @@ class Store:
 
     def alert_events(self, alert_id: int) -> list[dict[str, Any]]:
         rows = self.reader.execute(
-            "SELECT ts, event, severity, message FROM alert_events "
+            "SELECT ts, event, severity, message, actor FROM alert_events "
             "WHERE alert_id = ? ORDER BY id",
             (alert_id,),
         ).fetchall()
         return [dict(row) for row in rows]
 
-    def save_alert(self, db: _Transaction, alert: Alert, event: str) -> None:
-        """Insert or update an alert and record the event, inside a transaction."""
-        values = (
-            alert.check,
-            alert.server,
-            alert.subject,
-            alert.severity.value,
-            alert.state,
-            alert.message,
-            json.dumps(alert.details, default=str),
-            alert.started_at,
-            alert.updated_at,
-            alert.resolved_at,
-            alert.notified_at,
-            alert.notified_severity.value if alert.notified_severity else None,
-        )
+    def save_alert(
+        self, db: _Transaction, alert: Alert, event: str, actor: str | None = None
+    ) -> None:
+        """Insert or update an alert and record the event, inside a transaction.
+
+        ``actor`` names who caused the event (an acknowledgement, a silence).
+        """
+        values = alert_values(alert)
         if alert.id is None:
+            placeholders = ", ".join("?" * len(ALERT_FIELDS))
             cursor = db.execute(
-                "INSERT INTO alerts (check_name, server, subject, severity, state, "
-                "message, details, started_at, updated_at, resolved_at, notified_at, "
-                "notified_severity) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO alerts ({', '.join(ALERT_FIELDS)}) "
+                f"VALUES ({placeholders})",
                 values,
             )
             alert.id = cursor.lastrowid
         else:
+            assignments = ", ".join(f"{name} = ?" for name in ALERT_FIELDS)
             db.execute(
-                "UPDATE alerts SET check_name = ?, server = ?, subject = ?, "
-                "severity = ?, state = ?, message = ?, details = ?, started_at = ?, "
-                "updated_at = ?, resolved_at = ?, notified_at = ?, "
-                "notified_severity = ? WHERE id = ?",
-                values + (alert.id,),
+                f"UPDATE alerts SET {assignments} WHERE id = ?", values + (alert.id,)
             )
         if event:
             db.execute(
-                "INSERT INTO alert_events (alert_id, ts, event, severity, message) "
-                "VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO alert_events (alert_id, ts, event, severity, message, "
+                "actor) VALUES (?, ?, ?, ?, ?, ?)",
                 (
                     alert.id,
                     alert.updated_at,
                     event,
                     alert.severity.value,
                     alert.message,
+                    actor,
                 ),
             )
+
+    def delete_alert(self, db: _Transaction, alert: Alert) -> None:
+        """Delete an alert and its events, inside a transaction."""
+        if alert.id is not None:
+            db.execute("DELETE FROM alerts WHERE id = ?", (alert.id,))
 
     # Notification outbox
 
@@ -400,8 +448,9 @@ class Store:
         self, notifier: str, now: float, limit: int = 20
     ) -> list[dict[str, Any]]:
         rows = self.reader.execute(
-            "SELECT id, event, payload, attempts FROM outbox WHERE notifier = ? AND "
-            "delivered_at IS NULL AND next_at <= ? ORDER BY id LIMIT ?",
+            "SELECT id, event, payload, attempts, created_at FROM outbox "
+            "WHERE notifier = ? AND delivered_at IS NULL AND gave_up_at IS NULL "
+            "AND next_at <= ? ORDER BY id LIMIT ?",
             (notifier, now, limit),
         ).fetchall()
         return [dict(row) | {"payload": json.loads(row["payload"])} for row in rows]
@@ -409,7 +458,7 @@ class Store:
     def next_due(self, notifier: str) -> float | None:
         row = self.reader.execute(
             "SELECT MIN(next_at) FROM outbox WHERE notifier = ? AND "
-            "delivered_at IS NULL",
+            "delivered_at IS NULL AND gave_up_at IS NULL",
             (notifier,),
         ).fetchone()
         return row[0]
@@ -430,8 +479,19 @@ class Store:
                 (error, next_at, outbox_id),
             )
 
+    def give_up(self, outbox_id: int, error: str, now: float) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE outbox SET attempts = attempts + 1, last_error = ?, "
+                "gave_up_at = ? WHERE id = ?",
+                (error, now, outbox_id),
+            )
+
     def pending_count(self, notifier: str | None = None) -> int:
-        sql = "SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL"
+        sql = (
+            "SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL AND "
+            "gave_up_at IS NULL"
+        )
         args: tuple = ()
         if notifier is not None:
             sql += " AND notifier = ?"
@@ -456,13 +516,16 @@ class Store:
                 "DELETE FROM latest WHERE ts < ?", (cutoff,)
             ).rowcount
             counts["notifications"] = db.execute(
-                "DELETE FROM outbox WHERE delivered_at IS NOT NULL AND "
-                "delivered_at < ?",
-                (cutoff,),
+                "DELETE FROM outbox WHERE delivered_at < ? OR gave_up_at < ?",
+                (cutoff, cutoff),
+            ).rowcount
+            counts["silences"] = db.execute(
+                "DELETE FROM silences WHERE ends_at < ?", (cutoff,)
             ).rowcount
             counts["alerts"] = db.execute(
                 "DELETE FROM alerts WHERE state = 'resolved' AND resolved_at < ? AND "
-                "id NOT IN (SELECT alert_id FROM outbox WHERE delivered_at IS NULL)",
+                "id NOT IN (SELECT alert_id FROM outbox WHERE delivered_at IS NULL "
+                "AND gave_up_at IS NULL)",
                 (cutoff,),
             ).rowcount
         return counts
@@ -487,12 +550,48 @@ class _Transaction:
                 self.connection.execute(statement)
 
 
+def alert_values(alert: Alert) -> tuple:
+    """Return the values of ALERT_FIELDS for ``alert``."""
+    return (
+        alert.check,
+        alert.server,
+        alert.subject,
+        alert.condition,
+        alert.severity.value,
+        alert.state,
+        alert.message,
+        json.dumps(alert.details, default=str),
+        alert.started_at,
+        alert.updated_at,
+        alert.resolved_at,
+        alert.notified_at,
+        alert.notified_severity.value if alert.notified_severity else None,
+        alert.pending_since,
+        alert.fired_at,
+        alert.clear_since,
+        alert.inhibited_by,
+        alert.silence_id,
+        alert.acked_at,
+        alert.acked_by,
+        alert.ack_comment,
+    )
+
+
+def is_rowid(value: int) -> bool:
+    """Return whether ``value`` fits SQLite's 64-bit INTEGER, as every id does.
+
+    sqlite3 raises OverflowError for a larger Python int in a query.
+    """
+    return -(2**63) <= value < 2**63
+
+
 def alert_from_row(row: sqlite3.Row) -> Alert:
     return Alert(
         id=row["id"],
         check=row["check_name"],
         server=row["server"],
         subject=row["subject"],
+        condition=row["condition"],
         severity=Severity(row["severity"]),
         state=row["state"],
         message=row["message"],
@@ -504,4 +603,12 @@ def alert_from_row(row: sqlite3.Row) -> Alert:
         notified_severity=(
             Severity(row["notified_severity"]) if row["notified_severity"] else None
         ),
+        pending_since=row["pending_since"],
+        fired_at=row["fired_at"],
+        clear_since=row["clear_since"],
+        inhibited_by=row["inhibited_by"],
+        silence_id=row["silence_id"],
+        acked_at=row["acked_at"],
+        acked_by=row["acked_by"],
+        ack_comment=row["ack_comment"],
     )

@@ -17,7 +17,7 @@ import bottle
 import gevent
 import gevent.queue
 
-from encmond import __version__, openapi, prometheus, webauth
+from encmond import __version__, alert_api, openapi, prometheus, webauth
 from encmond.model import Result, Status
 from encmond.monitor import Monitor
 from encmond.responses import error_response, json_response
@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 MAX_POINTS = 10000
 DEFAULT_POINTS = 500
-ALERT_STATES = ("firing", "resolved")
+ALERT_STATES = ("pending", "firing", "resolved")
 WS_HEARTBEAT = 25.0  # seconds between keep-alive messages on an idle WebSocket
 # Accepted range of since and until, in epoch seconds: 1970 to the end of 9999.
 MIN_TIME = 0.0
@@ -36,7 +36,6 @@ MAX_TIME = 253402300799.0
 # that int() or float() would take, such as "1e3", "inf" or " 5".
 INTEGER = re.compile(r"-?[0-9]+")
 TIME = re.compile(openapi.TIME_PATTERN)
-SQLITE_MAX_INTEGER = 2**63 - 1  # larger ids cannot exist and make sqlite3 raise
 
 
 class BadParameter(Exception):
@@ -107,9 +106,7 @@ def make_app(monitor: Monitor) -> bottle.Bottle:
 
     @app.get("/api/alerts/<alert_id:int>")
     def alert(alert_id):
-        found = None
-        if -SQLITE_MAX_INTEGER <= alert_id <= SQLITE_MAX_INTEGER:
-            found = monitor.store.alert(alert_id)
+        found = monitor.store.alert(alert_id)
         if found is None:
             return error_response(404, f"no alert with id {alert_id}")
         return json_response(
@@ -131,6 +128,7 @@ def make_app(monitor: Monitor) -> bottle.Bottle:
         serve_websocket(monitor, socket)
         return ""
 
+    alert_api.install(app, monitor)
     app.install(catch_bad_parameters)
     webauth.install(app, webauth.TokenAuth(monitor.config.web.auth_token))
     prometheus.install(app, monitor)

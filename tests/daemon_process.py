@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -37,10 +38,19 @@ def wait_for(condition, timeout: float, interval: float = 0.2, message: str = ""
 class DaemonProcess:
     """One ``encmond run`` child; its stderr goes to a log file in ``directory``."""
 
-    def __init__(self, config_path: Path, directory: Path, env: dict | None = None):
+    def __init__(
+        self,
+        config_path: Path,
+        directory: Path,
+        env: dict | None = None,
+        log_level: str = "DEBUG",
+        launcher: list[str] | None = None,
+    ):
         self.config_path = Path(config_path)
         self.directory = Path(directory)
         self.env = env or {}
+        self.log_level = log_level
+        self.launcher = launcher or [sys.executable, "-m", "encmond"]
         self.process: subprocess.Popen | None = None
         self.port = free_port()
         config = yaml.safe_load(self.config_path.read_text())
@@ -54,16 +64,15 @@ class DaemonProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 30) -> None:
-        env = {**os.environ, **self.env}
+        env = {**os.environ}
         env.pop("JOURNAL_STREAM", None)
+        env.update(self.env)
         self.log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
             [
-                sys.executable,
-                "-m",
-                "encmond",
+                *self.launcher,
                 "--log-level",
-                "DEBUG",
+                self.log_level,
                 "run",
                 "-c",
                 str(self.config_path),
@@ -129,6 +138,15 @@ class DaemonProcess:
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def wait_for_log(self, text: str, timeout: float = 30, after: int = 0) -> int:
+        """Wait until ``text`` is in the log past offset ``after``; return its end."""
+
+        def find() -> int:
+            found = self.log_text().find(text, after)
+            return found + len(text) if found >= 0 else 0
+
+        return wait_for(find, timeout, message=f"no {text!r} in:\n{self.log_text()}")
+
     def signal(self, number: int) -> None:
         self.process.send_signal(number)
 
@@ -147,3 +165,52 @@ class DaemonProcess:
         finally:
             self.log.close()
         return self.process.returncode
+
+
+class NotifyReceiver:
+    """A systemd notify socket: an AF_UNIX datagram socket bound at ``address``.
+
+    ``address`` is a file system path, or an abstract name starting with "@".
+    A thread collects every datagram as a dict of its KEY=VALUE lines.
+    """
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+        self.socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        bound = "\0" + address[1:] if address.startswith("@") else address
+        self.socket.bind(bound)
+        self.socket.settimeout(0.2)
+        self.messages: list[dict[str, str]] = []
+        self.closed = threading.Event()
+        self.thread = threading.Thread(target=self.receive, daemon=True)
+        self.thread.start()
+
+    def receive(self) -> None:
+        while not self.closed.is_set():
+            try:
+                data = self.socket.recv(4096)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            lines = data.decode().splitlines()
+            self.messages.append(dict(line.split("=", 1) for line in lines))
+
+    def wait_for(self, key: str, timeout: float = 30, after: int = 0) -> int:
+        """Wait for a message with ``key`` at ``after`` or later; return its index."""
+
+        def find() -> int | None:
+            for index in range(after, len(self.messages)):
+                if key in self.messages[index]:
+                    return index + 1
+            return None
+
+        return wait_for(find, timeout, message=f"no {key} in {self.messages}") - 1
+
+    def statuses(self) -> list[str]:
+        return [m["STATUS"] for m in list(self.messages) if "STATUS" in m]
+
+    def close(self) -> None:
+        self.closed.set()
+        self.thread.join(5)
+        self.socket.close()

@@ -45,9 +45,11 @@ def monitor(pair, tmp_path_factory):
     plugins.mkdir()
     (plugins / "fails.py").write_text(FAILING_PLUGIN)
     plugin_dirs = {"dirs": [str(plugins)]}
+    # Lag alerts fire and resolve on the first run, not after a minute.
+    checks = {"replica_lag": {"for": 0, "keep_firing_for": 0}}
     with items_table(pair, "prom", 100) as table:
         with open_monitor(
-            pair, directory, tables=[table], plugins=plugin_dirs
+            pair, directory, tables=[table], plugins=plugin_dirs, checks=checks
         ) as monitor:
             yield monitor
 

@@ -8,6 +8,7 @@ const state = {
   targets: {},      // name -> [table names]
   results: new Map(), // "check/server/subject" -> result
   alerts: new Map(),  // id -> alert
+  silences: [],       // active silences, newest first
 };
 
 const POLL_INTERVAL = 5000;
@@ -68,7 +69,8 @@ function applyEvent(event) {
     for (const r of event.results) state.results.set(key(r), r);
     render();
   } else if (event.type === "alert") {
-    state.alerts.set(event.alert.id, event.alert);
+    if (event.event === "dropped") state.alerts.delete(event.alert.id);
+    else state.alerts.set(event.alert.id, event.alert);
     render();
   }
 }
@@ -156,17 +158,112 @@ function renderTables() {
   body.replaceChildren(...rows);
 }
 
+const STATE_ORDER = {firing: 0, pending: 1, resolved: 2};
+
+function alertFlags(a) {
+  const flags = [];
+  if (a.inhibited) flags.push(`inhibited by ${a.inhibited_by}`);
+  if (a.silenced) flags.push(`silenced (${a.silence_id})`);
+  if (a.acknowledged) flags.push(`acknowledged by ${a.acked_by}`);
+  return flags.join("; ");
+}
+
+function alertActions(a) {
+  if (a.state === "resolved") return el("td", {className: "actions"});
+  const ack = a.acknowledged
+    ? el("button", {type: "button", onclick: () => acknowledge(a, false)}, "Unack")
+    : el("button", {type: "button", onclick: () => acknowledge(a, true)}, "Ack");
+  const silence = el("button", {type: "button", onclick: () => silenceAlert(a)}, "Silence");
+  return el("td", {className: "actions"}, ack, silence);
+}
+
 function renderAlerts() {
   const body = document.querySelector("#alerts tbody");
   const alerts = [...state.alerts.values()].sort((a, b) =>
-    (a.state === b.state ? b.updated_at - a.updated_at : a.state === "firing" ? -1 : 1));
+    (a.state === b.state ? b.updated_at - a.updated_at
+      : STATE_ORDER[a.state] - STATE_ORDER[b.state]));
   body.replaceChildren(...alerts.slice(0, 50).map((a) => el("tr", {},
     el("td", {}, a.state),
     el("td", {}, el("span", {className: "status",
-      "data-status": a.state === "firing" ? a.severity : "OK"}, a.severity)),
-    el("td", {}, a.check), el("td", {}, a.server), el("td", {}, a.subject),
+      "data-status": a.state === "resolved" ? "OK" : a.severity}, a.severity)),
+    el("td", {}, a.check), el("td", {}, a.server),
+    el("td", {}, a.condition ? `${a.subject} (${a.condition})` : a.subject),
     el("td", {className: "message"}, a.message),
-    el("td", {}, ago(a.started_at)))));
+    el("td", {}, ago(a.started_at)),
+    el("td", {className: "message"}, alertFlags(a)),
+    alertActions(a))));
+}
+
+function renderSilences() {
+  const body = document.querySelector("#silences tbody");
+  body.replaceChildren(...state.silences.map((s) => el("tr", {},
+    el("td", {}, s.check || "any"), el("td", {}, s.server || "any"),
+    el("td", {}, s.subject || "any"),
+    el("td", {}, new Date(s.ends_at * 1000).toLocaleString()),
+    el("td", {}, s.created_by), el("td", {className: "message"}, s.comment),
+    el("td", {}, el("button", {type: "button", onclick: () => endSilence(s)}, "End")))));
+}
+
+function operator() {
+  const input = document.getElementById("operator");
+  const name = input.value.trim();
+  if (name) localStorage.setItem("encmond-operator", name);
+  return name;
+}
+
+function showActionError(text) {
+  document.getElementById("alert-action-error").textContent = text;
+}
+
+async function sendJSON(method, path, body) {
+  const response = await authorizedFetch(path, {
+    method,
+    headers: {"Content-Type": "application/json", Accept: "application/json"},
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const data = await response.json().catch(() => ({}));
+  if (!response.ok) throw new Error(data.error || `${method} ${path}: ${response.status}`);
+  return data;
+}
+
+async function act(action) {
+  const by = operator();
+  if (!by) {
+    showActionError("Enter your name first: acknowledgements and silences record it.");
+    return;
+  }
+  try {
+    await action(by);
+    showActionError("");
+  } catch (error) {
+    showActionError(error.message);
+  }
+  await loadSilences();
+}
+
+function acknowledge(a, on) {
+  return act((by) => on
+    ? sendJSON("POST", `api/alerts/${a.id}/ack`, {by})
+    : sendJSON("DELETE", `api/alerts/${a.id}/ack?by=${encodeURIComponent(by)}`));
+}
+
+function silenceAlert(a) {
+  const duration = document.getElementById("silence-duration").value;
+  return act((by) => sendJSON("POST", "api/silences",
+    {check: a.check, server: a.server, subject: a.subject, duration, by}));
+}
+
+function endSilence(s) {
+  return act((by) => sendJSON("DELETE", `api/silences/${s.id}?by=${encodeURIComponent(by)}`));
+}
+
+async function loadSilences() {
+  try {
+    state.silences = (await fetchJSON("api/silences")).silences;
+  } catch (error) {
+    return;
+  }
+  renderSilences();
 }
 
 function render() {
@@ -191,21 +288,25 @@ function askToken() {
   return true;
 }
 
-async function fetchJSON(path) {
+// Fetch with the stored token; after a 401, prompt for a token and retry.
+async function authorizedFetch(path, options = {}) {
   for (;;) {
     const token = sessionStorage.getItem(TOKEN_KEY);
-    const headers = {Accept: "application/json"};
+    const headers = {...(options.headers || {})};
     if (token) headers.Authorization = `Bearer ${token}`;
-    const response = await fetch(path, {headers});
-    if (response.status === 401) {
-      // A concurrent request may have stored a new token meanwhile.
-      if (sessionStorage.getItem(TOKEN_KEY) !== token) continue;
-      sessionStorage.removeItem(TOKEN_KEY);
-      if (askToken()) continue;
-    }
-    if (!response.ok && response.status !== 503) throw new Error(`${path}: ${response.status}`);
-    return response.json();
+    const response = await fetch(path, {...options, headers});
+    if (response.status !== 401) return response;
+    // A concurrent request may have stored a new token meanwhile.
+    if (sessionStorage.getItem(TOKEN_KEY) !== token) continue;
+    sessionStorage.removeItem(TOKEN_KEY);
+    if (!askToken()) return response;
   }
+}
+
+async function fetchJSON(path) {
+  const response = await authorizedFetch(path, {headers: {Accept: "application/json"}});
+  if (!response.ok && response.status !== 503) throw new Error(`${path}: ${response.status}`);
+  return response.json();
 }
 
 // Browsers cannot set headers on a WebSocket, so the token travels as a
@@ -280,8 +381,14 @@ function connect() {
   };
 }
 
+document.getElementById("operator").value = localStorage.getItem("encmond-operator") || "";
+document.getElementById("alert-controls").addEventListener("submit", (e) => e.preventDefault());
 // The first poll prompts for the token when the API needs one, before the socket opens.
-poll().then(connect);
+poll().then(() => {
+  connect();
+  loadSilences();
+});
+setInterval(loadSilences, 30000);
 setInterval(drawLagChart, 60000);
 setTimeout(drawLagChart, 1500);
 setInterval(() => { renderServers(); }, 10000);

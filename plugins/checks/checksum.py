@@ -21,21 +21,22 @@ class Checksum(TableCheck):
     }
 
     def compare_table(self, ctx, table):
-        timeout = self.settings["timeout"]
+        settings = self.settings_for(table)
+        timeout = settings["timeout"]
 
         def measure(db):
             with db.session(read_timeout=timeout) as session:
                 row = session.query_one(f"CHECKSUM TABLE {table.quoted}")
             return row["Checksum"] if row else None
 
-        comparison = compare(ctx, measure, self.settings["wait_timeout"])
+        comparison = compare(ctx, measure, settings["wait_timeout"])
         matched = int(comparison.source == comparison.target)
         return comparison_result(
             table,
             comparison,
             "checksum",
             {"match": matched},
-            self.settings["wait_timeout"],
+            settings["wait_timeout"],
         )
 
 

@@ -5,7 +5,11 @@ from __future__ import annotations
 from encmond import Check, Result, Status, hookimpl
 from encmond.errors import ServerUnavailable
 from encmond.replication import replica_status, source_position, transactions_behind
-from encmond.settings import Setting, positive_duration
+from encmond.settings import Setting, duration, positive_duration
+
+# Each condition alerts on its own; a result names those it has evidence on.
+STOPPED = {"stopped": Status.CRITICAL}
+LAG_UNKNOWN = {"lag_unknown": Status.CRITICAL, "stopped": Status.OK}
 
 
 def thread_problem(status: dict) -> str | None:
@@ -25,14 +29,26 @@ def thread_problem(status: dict) -> str | None:
 
 
 class ReplicaLag(Check):
-    """Reads the target's replica status and the source's GTID position."""
+    """Reads the target's replica status and the source's GTID position.
+
+    The ``replication`` result alerts as three conditions: ``stopped`` (a
+    thread not running, with the server's error), ``lag_unknown`` (NULL lag
+    while both threads run) and ``lag`` (over a threshold).
+    """
 
     name = "replica_lag"
     interval = 5.0
     timeout = 30.0
+    replication_dependent = True
     options = {
         "warning": Setting(positive_duration, 30.0, "lag that raises a WARNING"),
         "critical": Setting(positive_duration, 300.0, "lag that raises a CRITICAL"),
+        "for": Setting(
+            duration, 60.0, "how long a condition holds before its alert fires"
+        ),
+        "keep_firing_for": Setting(
+            duration, 60.0, "how long a condition stays clear before it resolves"
+        ),
     }
 
     def run(self, ctx):
@@ -49,6 +65,7 @@ class ReplicaLag(Check):
                     message="replication is not configured on this server "
                     "(SHOW REPLICA STATUS returned no row)",
                     metrics={"lag_known": 0, "io_running": 0, "sql_running": 0},
+                    conditions=STOPPED,
                 )
             ]
         positions = ctx.target.query_one(
@@ -92,6 +109,7 @@ class ReplicaLag(Check):
                 f"replication stopped: {problem}",
                 metrics,
                 details,
+                conditions=STOPPED,
             )
         if lag is None:
             return Result(
@@ -100,6 +118,7 @@ class ReplicaLag(Check):
                 "lag unknown: Seconds_Behind_Master is NULL",
                 metrics,
                 details,
+                conditions=LAG_UNKNOWN,
             )
         message = f"lag {lag} s"
         if behind is not None:
@@ -109,7 +128,10 @@ class ReplicaLag(Check):
             state = Status.CRITICAL
         elif lag >= self.settings["warning"]:
             state = Status.WARNING
-        return Result("replication", state, message, metrics, details)
+        conditions = {"lag": state, "lag_unknown": Status.OK, "stopped": Status.OK}
+        return Result(
+            "replication", state, message, metrics, details, conditions=conditions
+        )
 
 
 @hookimpl

@@ -21,13 +21,14 @@ class RowCount(TableCheck):
     }
 
     def compare_table(self, ctx, table):
-        timeout = self.settings["timeout"]
+        settings = self.settings_for(table)
+        timeout = settings["timeout"]
 
         def measure(db):
             with db.session(read_timeout=timeout) as session:
                 return session.value(f"SELECT COUNT(*) FROM {table.quoted}")
 
-        comparison = compare(ctx, measure, self.settings["wait_timeout"])
+        comparison = compare(ctx, measure, settings["wait_timeout"])
         metrics = {
             "source_rows": comparison.source,
             "target_rows": comparison.target,
@@ -36,7 +37,7 @@ class RowCount(TableCheck):
             else comparison.target - comparison.source,
         }
         return comparison_result(
-            table, comparison, "row count", metrics, self.settings["wait_timeout"]
+            table, comparison, "row count", metrics, settings["wait_timeout"]
         )
 
 
