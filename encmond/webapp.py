@@ -130,7 +130,7 @@ def make_app(monitor: Monitor) -> bottle.Bottle:
 
     alert_api.install(app, monitor)
     app.install(catch_bad_parameters)
-    webauth.install(app, webauth.TokenAuth(monitor.config.web.auth_token))
+    webauth.install(app, webauth.TokenAuth(lambda: monitor.config.web.auth_token))
     prometheus.install(app, monitor)
     openapi.install(app, monitor)
     return app

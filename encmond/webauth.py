@@ -37,31 +37,33 @@ Refusal = tuple[int, str]
 
 
 class TokenAuth:
-    """The configured token, compared in constant time; no token admits all."""
+    """The configured token, compared in constant time; no token admits all.
 
-    def __init__(self, token: Secret | None) -> None:
-        self._expected = token.reveal().encode() if token else None
+    ``token`` returns the token in force and is called per request, so a
+    configuration reload that changes the token applies at once.
+    """
 
-    @property
-    def enabled(self) -> bool:
-        return self._expected is not None
+    def __init__(self, token: Callable[[], Secret | None]) -> None:
+        self._token = token
 
     def accepts(self, environ: dict, websocket: bool = False) -> bool:
         """Return whether the request carries the token (or none is configured).
 
         ``websocket`` also admits the token offered as a subprotocol.
         """
-        if self._expected is None:
+        token = self._token()
+        if token is None:
             return True
+        expected = token.reveal().encode()
         offered = [header_token(environ)]
         if websocket:
             offered += protocol_tokens(environ)
         # Compare every offered value, so the time taken does not depend on
         # which of them matched.
         matches = [
-            hmac.compare_digest(token, self._expected)
-            for token in offered
-            if token is not None
+            hmac.compare_digest(value, expected)
+            for value in offered
+            if value is not None
         ]
         return any(matches)
 
@@ -149,7 +151,7 @@ class AuthPlugin:
         self.auth = auth
 
     def apply(self, callback: Callable, route: bottle.Route) -> Callable:
-        if not self.auth.enabled or not route.config.get("auth", True):
+        if not route.config.get("auth", True):
             return callback
         websocket = route.rule == WS_PATH
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import signal
 
 import pytest
 import websocket
 
+from daemon_process import wait_for
 from encmond.config import WebConfig
 from encmond.settings import Secret
 from encmond.webauth import warn_if_exposed
@@ -102,3 +104,20 @@ def test_exposed_listen_warns(caplog, host, token, warned):
     with caplog.at_level(logging.WARNING, logger="encmond.webauth"):
         warn_if_exposed(WebConfig(host, 8080, token, None))
     assert ("not a loopback address" in caplog.text) is warned
+
+
+def test_token_change_on_reload(write_config, daemon, tmp_path):
+    token_file = tmp_path / "token"
+    token_file.write_text("first-token\n")
+    encmond = daemon(write_config(web={"auth_token_file": str(token_file)}))
+    first = {"Authorization": "Bearer first-token"}
+    second = {"Authorization": "Bearer second-token"}
+    assert encmond.get("/api/metrics", first)[0] == 200
+    token_file.write_text("second-token\n")
+    encmond.signal(signal.SIGHUP)
+    wait_for(
+        lambda: encmond.get("/api/metrics", second)[0] == 200,
+        30,
+        message="the token from the reloaded configuration was not accepted",
+    )
+    assert encmond.get("/api/metrics", first)[0] == 401
