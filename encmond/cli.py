@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from encmond import __version__
@@ -145,6 +147,11 @@ def main(argv: list[str] | None = None) -> int:
     except EncmondError as exc:
         print(f"encmond: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:
+        # The reader of stdout went away (``encmond check | head``): stop
+        # quietly, and keep the interpreter from failing to flush at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def run_command(args, path: str) -> int:
@@ -172,10 +179,15 @@ def validate_command(args, path: str) -> int:
 
 
 def plugins_command(args, path: str) -> int:
-    from encmond.config import load_config
+    from encmond.config import DEFAULT_PLUGIN_DIR, load_config
     from encmond.plugins_loader import load_plugins
 
-    plugins = load_plugins(load_config(path).plugin_dirs)
+    if args.config is None and not os.path.exists(path):
+        # Without a configuration file, list what loads from the defaults.
+        plugin_dirs = [p for p in [Path(DEFAULT_PLUGIN_DIR)] if p.is_dir()]
+    else:
+        plugin_dirs = load_config(path).plugin_dirs
+    plugins = load_plugins(plugin_dirs)
     rows = [
         (
             info.name,

@@ -25,6 +25,7 @@ from encmond.settings import (
     Section,
     Setting,
     anything,
+    at_least,
     boolean,
     choice,
     describe,
@@ -32,6 +33,8 @@ from encmond.settings import (
     integer,
     list_of,
     optional_string,
+    password_text,
+    plain_name,
     positive_duration,
     severity,
     string,
@@ -58,10 +61,10 @@ SSL = Section(
 )
 
 SERVER_SETTINGS = {
-    "host": Setting(string, help="host name or IP address of the server"),
+    "host": Setting(plain_name, help="host name or IP address of the server"),
     "port": Setting(integer(1, 65535), 3306, "TCP port"),
-    "user": Setting(string, help="monitoring user"),
-    "password": Setting(optional_string, None, "password (prefer password_file)"),
+    "user": Setting(plain_name, help="monitoring user"),
+    "password": Setting(password_text, None, "password (prefer password_file)"),
     "password_file": Setting(
         optional_string, None, "file whose first line is the password"
     ),
@@ -69,9 +72,9 @@ SERVER_SETTINGS = {
     "platform": Setting(
         choice("auto", "mariadb", "rds"), "auto", "server platform, detected by auto"
     ),
-    "connect_timeout": Setting(positive_duration, 5.0, "TCP connect timeout"),
-    "read_timeout": Setting(positive_duration, 30.0, "timeout of one read"),
-    "write_timeout": Setting(positive_duration, 30.0, "timeout of one write"),
+    "connect_timeout": Setting(at_least(1.0), 5.0, "TCP connect timeout"),
+    "read_timeout": Setting(at_least(2.0), 30.0, "timeout of one read"),
+    "write_timeout": Setting(at_least(1.0), 30.0, "timeout of one write"),
     "retry_attempts": Setting(integer(1, 100), 3, "connection attempts before down"),
     "retry_delay": Setting(
         duration, 5.0, "wait before the second attempt, doubled for each next one"
@@ -137,8 +140,8 @@ TOP = Section(
 
 CHECK_SETTINGS = {
     "enabled": Setting(boolean, True, "run this check"),
-    "interval": Setting(positive_duration, None, "time between two runs"),
-    "timeout": Setting(positive_duration, None, "a run past this is UNKNOWN"),
+    "interval": Setting(at_least(0.1), None, "time between two runs"),
+    "timeout": Setting(at_least(0.1), None, "a run past this is UNKNOWN"),
     **ALERT_SETTINGS,
     "tables": Setting(anything, None, "settings for single tables, by schema.table"),
 }
@@ -177,6 +180,10 @@ class Table:
         return f"{quote_identifier(self.schema)}.{quote_identifier(self.name)}"
 
     def __str__(self) -> str:
+        # A dot inside a name would make "schema.table" ambiguous, so such names
+        # are shown as quoted identifiers.
+        if "." in self.schema or "." in self.name:
+            return self.quoted
         return f"{self.schema}.{self.name}"
 
 
@@ -242,6 +249,8 @@ class Config:
         tables = {str(table) for table in self.tables}
         self.checks = parse_checks(self.raw_checks, checks, self.located, tables)
         self.notifiers = parse_notifiers(self.raw_notifiers, notifiers, self.located)
+        for index, settings in enumerate(self.notifiers):
+            check_filter(settings["checks"], checks, self.located, index)
 
 
 def quote_identifier(name: str) -> str:
@@ -274,6 +283,7 @@ def load_config(path: str, environ: dict[str, str] | None = None) -> Config:
     top = TOP.parse(data, located, ())
     base = Path(path).resolve().parent
     targets_raw = collect_targets(top, located, environ)
+    collect_secrets(top, targets_raw, located, environ)
     apply_environment(top, targets_raw, located, environ)
     source = parse_server("source", "source", top["source"], SOURCE, located, base)
     targets = {
@@ -447,8 +457,29 @@ def parse_server(name, role, value, section, located, base, path=None) -> Server
     )
 
 
+def collect_secrets(top, targets_raw, located: Located, environ) -> None:
+    """Record every password value, whatever its type, so errors can mask it."""
+    sections = [top["source"]] + [value for value, _ in targets_raw.values()]
+    for section in sections:
+        if isinstance(section, dict) and "password" in section:
+            located.secrets.update(scalar_texts(section["password"]))
+    for variable, value in environ.items():
+        if variable.endswith("_DB_PASSWORD") and value:
+            located.secrets.add(value)
+
+
+def scalar_texts(value: Any) -> set[str]:
+    if isinstance(value, dict):
+        return {text for item in value.items() for text in scalar_texts(list(item))}
+    if isinstance(value, list):
+        return {text for item in value for text in scalar_texts(item)}
+    return {str(value), repr(value)} if value not in (None, "") else set()
+
+
 def existing_file(value: str, base: Path, located: Located, path: tuple) -> Path:
     file = (base / value) if not Path(value).is_absolute() else Path(value)
+    if file.is_dir():
+        raise located.error(path, f"expected a file, {file} is a directory")
     if not file.is_file():
         raise located.error(path, f"file not found: {file}")
     return file
@@ -461,6 +492,8 @@ def read_secret_file(value: str, base: Path, located: Located, path: tuple) -> s
         text = file.read_text(encoding="utf-8")
     except OSError as exc:
         raise located.error(path, f"cannot read {file}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise located.error(path, f"{file} is not valid UTF-8 text") from None
     lines = text.splitlines()
     return lines[0] if lines else ""
 
@@ -482,6 +515,8 @@ def parse_table(value: Any) -> Table:
         raise ValueError(
             f"expected a non-empty schema and table, got {describe(value)}"
         )
+    if any(ord(char) < 32 for char in schema + name):
+        raise ValueError(f"a table name contains a control character: {value!r}")
     return Table(schema, name)
 
 
@@ -579,8 +614,21 @@ def parse_checks(
         settings["tables"] = parse_table_overrides(
             settings["tables"], section, tables, located, ("checks", name, "tables")
         )
+        try:
+            check.check_settings(settings)
+        except ValueError as exc:
+            raise located.error(("checks", name), str(exc)) from None
         parsed[name] = settings
     return parsed
+
+
+def check_filter(names: list[str], known: dict[str, Any], located, index) -> None:
+    """Reject a notifier's ``checks`` filter that names a check that does not exist."""
+    lookup = Section({name: Setting(anything, None) for name in known})
+    for position, name in enumerate(names):
+        if name not in known:
+            message = lookup.unknown_key(name).replace("key", "check", 1)
+            raise located.error(("notifiers", index, "checks", position), message)
 
 
 def parse_notifiers(raw: Any, known: dict[str, Any], located: Located) -> list[dict]:

@@ -171,7 +171,9 @@ class Database:
             host=config.host,
             port=config.port,
             user=config.user,
-            password=config.password.reveal(),
+            # PyMySQL encodes a str password as latin-1; the mariadb client and
+            # server use the UTF-8 bytes.
+            password=config.password.reveal().encode("utf-8"),
             charset="utf8mb4",
             autocommit=True,
             cursorclass=pymysql.cursors.DictCursor,

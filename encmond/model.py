@@ -144,6 +144,13 @@ class Check:
         """Return the timeout used when the configuration sets none, in seconds."""
         return float(cls.timeout) if cls.timeout else max(interval, 60.0)
 
+    @classmethod
+    def check_settings(cls, settings: dict[str, Any]) -> None:
+        """Validate settings that depend on each other; raise ValueError if not.
+
+        Called while the configuration is validated, with every key parsed.
+        """
+
     def run(self, ctx: CheckContext) -> Iterable[Result]:
         """Run once and return (or yield) one Result per subject."""
         raise NotImplementedError

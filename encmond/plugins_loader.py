@@ -25,6 +25,7 @@ from encmond.errors import PluginError
 from encmond.model import Check, Notifier
 
 log = logging.getLogger(__name__)
+trace = logging.getLogger("encmond.hooks")
 
 ENTRY_POINT_GROUP = "encmond"
 TRACE_VARIABLE = "ENCMOND_TRACE_HOOKS"
@@ -69,6 +70,9 @@ def load_plugins(plugin_dirs: list[Path]) -> Plugins:
     """Load every plugin and collect its checks and notifiers."""
     manager = pluggy.PluginManager(hookspecs.PROJECT)
     manager.add_hookspecs(hookspecs)
+    if os.environ.get(TRACE_VARIABLE):
+        manager.trace.root.setwriter(lambda text: trace.info("%s", text.rstrip()))
+        manager.enable_tracing()
     infos: dict[str, PluginInfo] = {}
     load_entry_points(manager, infos)
     for directory in plugin_dirs:
@@ -80,13 +84,8 @@ def load_plugins(plugin_dirs: list[Path]) -> Plugins:
     try:
         manager.check_pending()
     except pluggy.PluginValidationError as exc:
-        raise PluginError(
-            f"plugin {exc.plugin_name} implements an unknown hook: {exc}"
-        ) from None
-    if os.environ.get(TRACE_VARIABLE):
-        trace = logging.getLogger("encmond.hooks")
-        manager.trace.root.setwriter(lambda text: trace.info("%s", text.rstrip()))
-        manager.enable_tracing()
+        name = manager.get_name(exc.plugin) or repr(exc.plugin)
+        raise PluginError(f"plugin {name} implements an unknown hook: {exc}") from None
     checks = collect(manager, infos, "register_checks", Check, "name")
     notifiers = collect(manager, infos, "register_notifiers", Notifier, "type")
     return Plugins(manager, infos, checks, notifiers)
@@ -149,6 +148,9 @@ def collect(manager, infos, hook_name: str, base: type, key: str) -> dict:
                 f"plugin {impl.plugin_name}: {hook_name} failed: "
                 f"{type(exc).__name__}: {exc}"
             ) from exc
+        if os.environ.get(TRACE_VARIABLE):
+            # Called one implementation at a time, so pluggy's tracing sees none.
+            trace.info("%s of %s returned %r", hook_name, impl.plugin_name, classes)
         for cls in classes:
             name = getattr(cls, key, "")
             if not (isinstance(cls, type) and issubclass(cls, base) and name):

@@ -9,6 +9,7 @@ and ``Section.parse`` turns that into a ``ConfigError`` naming file, line and ke
 from __future__ import annotations
 
 import difflib
+import math
 import re
 import urllib.parse
 from collections.abc import Callable, Mapping
@@ -21,6 +22,7 @@ from encmond.errors import ConfigError
 Parser = Callable[[Any], Any]
 
 REQUIRED = object()
+_ASCII_INTEGER = re.compile(r"^\s*-?[0-9]+\s*$")
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
@@ -75,9 +77,23 @@ def duration(value: Any) -> float:
                 f"seconds, got {describe(value)}"
             )
         seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if not math.isfinite(seconds):
+        raise ValueError(f"expected a finite duration, got {describe(value)}")
     if seconds < 0:
         raise ValueError(f"expected a duration of 0 or more, got {describe(value)}")
     return seconds
+
+
+def at_least(minimum: float) -> Parser:
+    """Return a duration parser that rejects values below ``minimum`` seconds."""
+
+    def parse(value: Any) -> float:
+        seconds = duration(value)
+        if seconds < minimum:
+            raise ValueError(f"expected {minimum:g} s or more, got {describe(value)}")
+        return seconds
+
+    return parse
 
 
 def positive_duration(value: Any) -> float:
@@ -90,6 +106,29 @@ def positive_duration(value: Any) -> float:
 def anything(value: Any) -> Any:
     """Accept any value; a later step validates it."""
     return value
+
+
+def password_text(value: Any) -> str | None:
+    """Accept a password only as YAML read it from a string, never its value."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError(
+            "expected a string; put the password in quotes so that YAML keeps it "
+            "as written (unquoted, YAML reads some passwords as numbers or dates)"
+        )
+    return value
+
+
+def plain_name(value: Any) -> str:
+    """Parse a host or user name: not empty, without spaces or control characters."""
+    text = string(value)
+    if not text or any(char.isspace() or ord(char) < 32 for char in text):
+        raise ValueError(
+            f"expected a non-empty name without spaces or control characters, "
+            f"got {describe(value)}"
+        )
+    return text
 
 
 def string(value: Any) -> str:
@@ -110,7 +149,7 @@ def boolean(value: Any) -> bool:
 
 def integer(minimum: int | None = None, maximum: int | None = None) -> Parser:
     def parse(value: Any) -> int:
-        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        if isinstance(value, str) and _ASCII_INTEGER.match(value):
             value = int(value)
         if isinstance(value, bool) or not isinstance(value, int):
             raise ValueError(f"expected a whole number, got {describe(value)}")
@@ -231,9 +270,14 @@ class Located:
     source: str
     lines: dict[tuple, int] = field(default_factory=dict)
     origins: dict[tuple, str] = field(default_factory=dict)
+    # Password values seen in the file or environment, masked in every message,
+    # because a YAML anchor can reuse a password under any key.
+    secrets: set[str] = field(default_factory=set)
 
     def error(self, path: tuple, message: str) -> ConfigError:
         """Build a ConfigError for the value at ``path`` (or its nearest parent)."""
+        for secret in sorted(self.secrets, key=len, reverse=True):
+            message = message.replace(secret, "***")
         key = ".".join(str(part) for part in path)
         origin = self.origins.get(path)
         if origin:

@@ -222,3 +222,39 @@ def test_cli_check_exit_codes(pair, write_config, orders):
     assert code == 2
     assert orders in out
     assert "CRITICAL" in out
+
+
+def test_unicode_password(pair, write_config, schema):
+    user, password = f"uni_{schema}", "Zürich€1"
+    for server in (pair.source, pair.target):
+        server.execute_unlogged(
+            f"CREATE USER '{user}'@'%' IDENTIFIED BY '{password}'",
+            f"GRANT SELECT, PROCESS, REPLICATION CLIENT ON *.* TO '{user}'@'%'",
+        )
+    try:
+        path = write_config()
+        config = yaml.safe_load(path.read_text())
+        for server in ("source", "target"):
+            config[server].update(user=user, password=password)
+        path.write_text(yaml.safe_dump(config, allow_unicode=True))
+        results = results_of(path, ["connection"])
+        assert [r.status for r in results] == [Status.OK, Status.OK]
+    finally:
+        for server in (pair.source, pair.target):
+            server.execute_unlogged(f"DROP USER '{user}'@'%'")
+
+
+def test_hung_target_is_down(pair, write_config):
+    path = write_config(checks={"connection": {"probe_timeout": "2s"}})
+    config = yaml.safe_load(path.read_text())
+    config["target"]["retry_attempts"] = 2
+    path.write_text(yaml.safe_dump(config))
+    pair.target.pause()
+    try:
+        results = results_of(path, ["connection"])
+    finally:
+        pair.target.resume()
+    down = find(results, "connection", "target")
+    assert down.status is Status.CRITICAL
+    assert "timed out" in down.message
+    assert find(results, "connection", "source").status is Status.OK

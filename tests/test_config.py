@@ -276,3 +276,96 @@ def test_config_from_environment_path(write, monkeypatch, capsys):
 def test_usage_error_exit_78(capsys):
     assert main(["frobnicate"]) == 78
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_password_number_rejected(write):
+    error = error_of(write(BASE.replace("password: source-secret", "password: 0123")))
+    assert error.key == "source.password"
+    assert "in quotes" in str(error)
+    assert "0123" not in str(error)
+    assert "83" not in str(error)
+
+
+def test_password_masked_everywhere(write):
+    text = BASE.replace("password: source-secret", "password: &pw LEAKpw11")
+    text = text.replace(
+        "  user: encmond\n  password_file",
+        "  port: *pw\n  user: encmond\n  password_file",
+        1,
+    )
+    error = error_of(write(text))
+    assert error.key == "target.port"
+    assert "LEAKpw11" not in str(error)
+    assert "***" in str(error)
+
+
+def test_password_list_masked(write):
+    error = error_of(
+        write(BASE.replace("password: source-secret", "password: [LEAKpw1]"))
+    )
+    assert "LEAKpw1" not in str(error)
+
+
+@pytest.mark.parametrize("value", [".nan", ".inf", "1ms"])
+def test_interval_rejects_value(write, value):
+    text = BASE.replace(
+        "connection:  {interval: 10s}", f"connection:  {{interval: {value}}}"
+    )
+    error = error_of(write(text))
+    assert error.key == "checks.connection.interval"
+
+
+def test_port_ascii_digits_only(write):
+    error = error_of(write(), {"SOURCE_DB_PORT": "٣٣٠٦"})
+    assert "SOURCE_DB_PORT" in str(error)
+
+
+@pytest.mark.parametrize("variable", ["SOURCE_DB_HOST", "SOURCE_DB_USERNAME"])
+def test_empty_name_rejected(write, variable):
+    error = error_of(write(), {variable: ""})
+    assert "non-empty" in str(error)
+
+
+def test_host_with_newline_rejected(write):
+    assert "control characters" in str(error_of(write(), {"SOURCE_DB_HOST": "a\nb"}))
+
+
+def test_warning_above_critical(write):
+    text = BASE.replace("warning: 30s, critical: 5m", "warning: 10m, critical: 1m")
+    error = error_of(write(text))
+    assert error.key == "checks.replica_lag"
+    assert "must not exceed critical" in str(error)
+
+
+def test_notifier_check_filter_typo(write):
+    text = BASE.replace("{type: log}", "{type: log, checks: [conection]}")
+    error = error_of(write(text))
+    assert error.key == "notifiers.0.checks.0"
+    assert "did you mean 'connection'" in str(error)
+
+
+def test_table_name_with_dot_shown_quoted(write):
+    text = BASE.replace(
+        "tables: [shop.orders, shop.customers]",
+        "tables: [{schema: shop, table: a.b}, {schema: shop.a, table: b}]",
+    )
+    names = [str(table) for table in load_config(write(text), {}).tables]
+    assert names == ["`shop`.`a.b`", "`shop.a`.`b`"]
+
+
+def test_table_control_character(write):
+    text = BASE.replace("shop.customers]", '"shop.a\\x00b"]')
+    assert "control character" in str(error_of(write(text)))
+
+
+def test_password_file_directory(write, tmp_path):
+    (tmp_path / "secrets").mkdir()
+    error = error_of(write(BASE.replace("target.password", "secrets")))
+    assert "is a directory" in str(error)
+
+
+def test_password_file_not_utf8(write, tmp_path):
+    (tmp_path / "target.password").write_bytes(b"LEAKfile\xff\xfe\n")
+    error = error_of(write())
+    assert "not valid UTF-8" in str(error)
+    assert "LEAKfile" not in str(error)

@@ -6,6 +6,7 @@ import time
 
 from encmond import Check, Result, Status, hookimpl
 from encmond.errors import ServerUnavailable
+from encmond.settings import Setting, at_least
 
 
 class Connection(Check):
@@ -14,10 +15,22 @@ class Connection(Check):
     name = "connection"
     scope = "server"
     interval = 10.0
+    options = {
+        "probe_timeout": Setting(
+            at_least(1.0),
+            10.0,
+            "a server that does not respond within this is down, even when it "
+            "accepts TCP connections (a hung process)",
+        ),
+    }
 
     def run(self, ctx):
+        # A fresh connection with a short read timeout, so that a hung server
+        # (one that accepts TCP but never replies) is reported down in time.
         try:
-            with ctx.server.session() as session:
+            with ctx.server.session(
+                read_timeout=self.settings["probe_timeout"]
+            ) as session:
                 started = time.monotonic()
                 session.query("SELECT 1")
                 latency = time.monotonic() - started

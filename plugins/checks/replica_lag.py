@@ -51,6 +51,14 @@ class ReplicaLag(Check):
         ),
     }
 
+    @classmethod
+    def check_settings(cls, settings):
+        if settings["warning"] > settings["critical"]:
+            raise ValueError(
+                f"warning ({settings['warning']:g} s) must not exceed critical "
+                f"({settings['critical']:g} s)"
+            )
+
     def run(self, ctx):
         connection_name = ctx.target.config.replication_connection
         status, source_pos = ctx.parallel(
