@@ -7,7 +7,7 @@ from playwright.sync_api import expect
 
 from browser import PHONE, screenshot
 from daemon_process import wait_for
-from encmond.config import quote_identifier
+from encmond.config import Table, quote_identifier
 
 pytestmark = pytest.mark.slow
 
@@ -58,7 +58,7 @@ def test_dashboard_shows_pair(write_config, daemon, browser, hostile_tables):
     rows = page.locator("#tables tbody tr")
     expect(rows).to_have_count(len(HOSTILE_NAMES))
     for table in hostile_tables:
-        name = f"{table['schema']}.{table['table']}"
+        name = str(Table(table["schema"], table["table"]))
         row = rows.filter(has=page.get_by_role("cell", name=name, exact=True))
         expect(row.locator(".status").first).to_have_text("OK")
     assert page.locator("#tables script, #tables img").count() == 0
