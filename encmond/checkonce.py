@@ -11,7 +11,8 @@ from encmond.db import Database
 from encmond.errors import ConfigError
 from encmond.model import Result
 from encmond.plugins_loader import Plugins
-from encmond.runner import Runner, build_jobs
+from encmond.runner import Job, Runner, build_jobs
+from encmond.state import State
 
 
 def selected_checks(config: Config, plugins: Plugins, only: list[str] | None):
@@ -32,17 +33,38 @@ def selected_checks(config: Config, plugins: Plugins, only: list[str] | None):
     ]
 
 
-def run_once(config: Config, plugins: Plugins, only: list[str] | None) -> list[Result]:
-    """Run the selected checks concurrently and return all results in order."""
+def run_once(
+    config: Config,
+    plugins: Plugins,
+    only: list[str] | None,
+    state: State | None = None,
+) -> list[Result]:
+    """Run the selected checks concurrently and return all results in order.
+
+    Checks with ``depends_on`` run after the others, and read their results
+    (over what ``state`` has stored) through ``ctx.state``.
+    """
+    state = state or State()
+    checks = selected_checks(config, plugins, only)
     databases = {name: Database(server) for name, server in config.servers.items()}
-    jobs = build_jobs(config, selected_checks(config, plugins, only), databases)
-    runner = Runner()
+    results: list[Result] = []
     try:
-        greenlets = [gevent.spawn(runner.run, job) for job in jobs]
-        gevent.joinall(greenlets, raise_error=True)
+        for phase in (
+            [check for check in checks if not check.depends_on],
+            [check for check in checks if check.depends_on],
+        ):
+            found = run_jobs(build_jobs(config, phase, databases, state))
+            state.add(found)
+            results += found
     finally:
         for database in databases.values():
             database.close()
-    order = {job.check.name: index for index, job in enumerate(jobs)}
-    results = [result for g in greenlets for result in g.value.results]
+    order = {check.name: index for index, check in enumerate(checks)}
     return sorted(results, key=lambda r: (order[r.check], r.server, r.subject))
+
+
+def run_jobs(jobs: list[Job]) -> list[Result]:
+    runner = Runner()
+    greenlets = [gevent.spawn(runner.run, job) for job in jobs]
+    gevent.joinall(greenlets, raise_error=True)
+    return [result for g in greenlets for result in g.value.results]

@@ -67,6 +67,22 @@ ONLY = Option(
         "repeat it or separate names with commas for several",
     },
 )
+CUTOVER_JSON = Option(
+    ("--json",),
+    {
+        "action": "store_true",
+        "help": "print the whole report as JSON: every fact behind the verdict "
+        "with its time",
+    },
+)
+TARGET = Option(
+    ("--target",),
+    {
+        "metavar": "NAME",
+        "action": "append",
+        "help": "judge only this target (repeat for several; default: all)",
+    },
+)
 
 
 @dataclass(frozen=True)
@@ -234,6 +250,19 @@ def split_names(values: list[str] | None) -> list[str] | None:
     return [name for name in names if name]
 
 
+def cutover_command(args, path: str) -> int:
+    from encmond.cutoveronce import render, run_cutover
+    from encmond.daemon import load
+
+    config, plugins = load(path)
+    report = run_cutover(config, plugins, args.target)
+    if args.json:
+        print(json.dumps(report, indent=2, default=str))
+    else:
+        print(render(report))
+    return 0 if report["go"] else 1
+
+
 def print_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
     """Print left-aligned columns; the last one is not padded, as it may be long."""
     widths = [
@@ -263,6 +292,15 @@ COMMANDS = (
         options=(JSON, ONLY),
         network=True,
         epilog=EXIT_STATUS,
+    ),
+    Command(
+        "cutover",
+        cutover_command,
+        "run the checks the cutover verdict needs and print the verdict with "
+        "every reason",
+        options=(CUTOVER_JSON, TARGET),
+        network=True,
+        epilog="exit status: 0 GO, 1 NO-GO, 78 invalid configuration",
     ),
     Command(
         "plugins",

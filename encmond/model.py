@@ -127,6 +127,8 @@ class Check:
     ``replication_dependent`` is true for a check whose findings on a target
     mean nothing while replication into it is stopped or a server is down
     (lag, data comparisons): its alerts on that target are inhibited then.
+    ``depends_on`` names the checks whose latest results this one reads
+    through ``ctx.state``; one-shot commands run those first.
     """
 
     name: ClassVar[str] = ""
@@ -135,6 +137,7 @@ class Check:
     timeout: ClassVar[float | None] = None
     options: ClassVar[dict[str, Setting]] = {}
     replication_dependent: ClassVar[bool] = False
+    depends_on: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, settings: dict[str, Any]) -> None:
         self.settings = settings

@@ -16,6 +16,7 @@ from encmond.model import Alert, Check, Notifier, Result, Status
 from encmond.notify import Dispatcher
 from encmond.plugins_loader import Plugins
 from encmond.runner import RUN_SUBJECT, Job, Outcome, Runner, build_jobs
+from encmond.state import State
 from encmond.store import Store
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ class Monitor:
         self.hub = Hub()
         self.runner = Runner()
         self.runner.remember(store.latest())
+        self.state = State(store)
         # Called with (job, outcome) after each run is stored; kept on reload.
         self.outcome_listeners: list[Callable[[Job, Outcome], None]] = []
         self.databases: dict[str, Database] = {}
@@ -75,7 +77,7 @@ class Monitor:
             plugins,
             databases,
             checks,
-            build_jobs(config, checks, databases),
+            build_jobs(config, checks, databases, self.state),
             notifiers,
             [Route(settings) for settings in config.notifiers],
         )

@@ -18,6 +18,7 @@ from encmond.responses import error_response, json_response
 STATUSES = ["OK", "WARNING", "CRITICAL", "UNKNOWN"]
 SEVERITIES = ["INFO", "WARNING", "CRITICAL"]
 ALERT_STATES = ["pending", "firing", "resolved"]
+VERDICTS = ["GO", "NO-GO"]
 
 
 def ref(name: str) -> dict[str, str]:
@@ -334,6 +335,66 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             },
         ]
     },
+    "Verdict": {
+        "type": "object",
+        "required": [
+            "target",
+            "verdict",
+            "go",
+            "time",
+            "summary",
+            "blockers",
+            "facts",
+            "notes",
+            "settings",
+        ],
+        "properties": {
+            "target": STRING,
+            "verdict": {"type": "string", "enum": VERDICTS},
+            "go": {"type": "boolean"},
+            "time": NUMBER,
+            "summary": STRING,
+            "blockers": {
+                "type": "array",
+                "description": "the facts that do not hold",
+                "items": {
+                    "type": "object",
+                    "required": ["condition", "problem", "clears", "time", "evidence"],
+                    "properties": {
+                        "condition": STRING,
+                        "problem": STRING,
+                        "clears": {**STRING, "description": "what clears it"},
+                        "time": nullable(NUMBER),
+                        "evidence": nullable(STRING),
+                    },
+                },
+            },
+            "facts": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": [
+                        "condition",
+                        "ok",
+                        "observed",
+                        "time",
+                        "evidence",
+                        "clears",
+                    ],
+                    "properties": {
+                        "condition": STRING,
+                        "ok": {"type": "boolean"},
+                        "observed": STRING,
+                        "time": nullable(NUMBER),
+                        "evidence": nullable(STRING),
+                        "clears": STRING,
+                    },
+                },
+            },
+            "notes": {"type": "array", "items": STRING},
+            "settings": {"type": "object"},
+        },
+    },
     "Silence": {
         "type": "object",
         "required": [
@@ -550,6 +611,31 @@ PATHS: dict[str, dict[str, Any]] = {
                 "400": error("by is missing or invalid"),
                 "404": error("no silence has this id"),
                 "409": error("the silence has already ended"),
+                **UNAUTHORIZED,
+            },
+        }
+    },
+    "/api/cutover": {
+        "get": {
+            "summary": "The cutover verdict of every target, judged now",
+            "responses": {
+                "200": json_body(
+                    {
+                        "type": "object",
+                        "required": ["time", "verdict", "targets"],
+                        "properties": {
+                            "time": NUMBER,
+                            "verdict": {
+                                "type": "string",
+                                "enum": VERDICTS,
+                                "description": "GO only when every target is GO",
+                            },
+                            "targets": mapping(ref("Verdict")),
+                        },
+                    },
+                    "the verdicts",
+                ),
+                "404": error("the cutover check is not loaded"),
                 **UNAUTHORIZED,
             },
         }

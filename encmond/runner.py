@@ -20,6 +20,7 @@ from encmond.config import Config, Table
 from encmond.db import Database
 from encmond.errors import CheckTimeout, EncmondError, ServerUnavailable
 from encmond.model import Check, Result, Status
+from encmond.state import State
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,8 @@ class CheckContext:
 
     For a ``pair`` check, ``source`` and ``target`` are set and ``server`` is
     the target; for a ``server`` check, ``server`` is the one server to look at.
-    ``name`` is the server label that results carry by default.
+    ``name`` is the server label that results carry by default. ``state``
+    reads other checks' latest results and the firing alerts.
     """
 
     check: Check
@@ -42,6 +44,7 @@ class CheckContext:
     target: Database | None = None
     server: Database | None = None
     log: logging.Logger = field(default_factory=lambda: log)
+    state: State | None = None
 
     @property
     def tables(self) -> list[Table]:
@@ -107,7 +110,10 @@ class Job:
 
 
 def build_jobs(
-    config: Config, checks: list[Check], databases: dict[str, Database]
+    config: Config,
+    checks: list[Check],
+    databases: dict[str, Database],
+    state: State | None = None,
 ) -> list[Job]:
     """Bind each enabled check to the servers or targets its scope covers."""
     jobs = []
@@ -122,6 +128,7 @@ def build_jobs(
                     source=source,
                     server=database,
                     log=logging.getLogger(f"encmond.checks.{check}"),
+                    state=state,
                 )
                 jobs.append(Job(check, context))
             continue
@@ -134,6 +141,7 @@ def build_jobs(
                 target=databases[name],
                 server=databases[name],
                 log=logging.getLogger(f"encmond.checks.{check}"),
+                state=state,
             )
             jobs.append(Job(check, context))
     return jobs

@@ -320,6 +320,17 @@ class Store:
                 args.append(value)
         return [dict(row) for row in self.reader.execute(sql, args).fetchall()]
 
+    def samples(
+        self, series_id: int, since: float, until: float
+    ) -> list[tuple[float, float]]:
+        """Return one series' (time, value) samples from ``since`` to ``until``."""
+        rows = self.reader.execute(
+            "SELECT ts, value FROM samples WHERE series_id = ? AND ts >= ? AND "
+            "ts <= ? ORDER BY ts",
+            (series_id, since, until),
+        ).fetchall()
+        return [(row["ts"], row["value"]) for row in rows]
+
     def history(
         self, series_id: int, since: float, until: float, points: int
     ) -> list[dict[str, float]]:

@@ -130,6 +130,9 @@ def make_app(monitor: Monitor) -> bottle.Bottle:
 
     alert_api.install(app, monitor)
     app.install(catch_bad_parameters)
+    from encmond import cutover_api  # imported here: it uses this module's helpers
+
+    cutover_api.install(app, monitor)
     webauth.install(app, webauth.TokenAuth(lambda: monitor.config.web.auth_token))
     prometheus.install(app, monitor)
     openapi.install(app, monitor)

@@ -24,9 +24,12 @@ _schemas = itertools.count(1)
 def pair(tmp_path_factory):
     """A source and an encrypted target replicating with GTID, for the session.
 
-    Tests that stop, kill or reconfigure a server restore it before they end.
+    The target is read-only. Tests that stop, kill or reconfigure a server
+    restore it before they end.
     """
     with start_pair(tmp_path_factory.mktemp("pair")) as running:
+        # A replica that will take over runs read-only until cutover.
+        running.target.execute("SET GLOBAL read_only = ON")
         yield running
 
 

@@ -24,10 +24,22 @@ def build(tmp_path):
         yield monitors.build
 
 
+def evaluate(status, settings=None):
+    """Run replica_lag's own evaluation on a replica status row, offline."""
+    from encmond.lag import LagTrend
+    from encmond.plugins.checks.replica_lag import Memory, Reading, ReplicaLag
+    from encmond.replication import normalise_status
+
+    check = ReplicaLag(
+        {"signal": "seconds_behind_master", "eta_window": 300.0}
+        | (settings or {"warning": 30.0, "critical": 300.0})
+    )
+    reading = Reading(None, normalise_status({}) | status, {})
+    return check.evaluate(reading, check.signals(reading, Memory(LagTrend(300.0))))
+
+
 def lag_result(seconds, at, settings=None):
     """Build a replica_lag result through the check's own evaluation."""
-    from encmond.plugins.checks.replica_lag import ReplicaLag
-
     status = {
         "io_running": "Yes",
         "sql_running": "Yes",
@@ -37,13 +49,10 @@ def lag_result(seconds, at, settings=None):
         "last_sql_errno": 0,
         "last_sql_error": "",
     }
-    check = ReplicaLag(settings or {"warning": 30.0, "critical": 300.0})
-    return stamp(check.evaluate(status, None, {}), "replica_lag", at)
+    return stamp(evaluate(status, settings), "replica_lag", at)
 
 
 def stopped_result(at, error="Duplicate entry '7' for key 'PRIMARY'"):
-    from encmond.plugins.checks.replica_lag import ReplicaLag
-
     status = {
         "io_running": "Yes",
         "sql_running": "No",
@@ -53,8 +62,7 @@ def stopped_result(at, error="Duplicate entry '7' for key 'PRIMARY'"):
         "last_sql_errno": 1062,
         "last_sql_error": error,
     }
-    check = ReplicaLag({"warning": 30.0, "critical": 300.0})
-    return stamp(check.evaluate(status, None, {}), "replica_lag", at)
+    return stamp(evaluate(status), "replica_lag", at)
 
 
 def stamp(result, check, at, server="target"):

@@ -142,10 +142,9 @@ def test_openapi_served(client):
 
 def test_alerts_have_data(client):
     alerts = client.get("/api/alerts").json()["alerts"]
-    assert {(a["check"], a["subject"]) for a in alerts} == {
-        ("checksum", "api.only_source"),
-        ("row_count", "api.only_source"),
-    }
+    found = {(a["check"], a["subject"]) for a in alerts}
+    assert ("checksum", "api.only_source") in found
+    assert ("row_count", "api.only_source") in found
     one = client.get(f"/api/alerts/{alerts[0]['id']}").json()
     assert one["events"][0]["event"] == "firing"
 

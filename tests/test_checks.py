@@ -10,20 +10,8 @@ import pytest
 import yaml
 
 from daemon_process import wait_for
-from encmond.checkonce import run_once
-from encmond.daemon import load
 from encmond.model import Status
-
-
-def results_of(config_path, only=None):
-    config, plugins = load(str(config_path))
-    return run_once(config, plugins, only)
-
-
-def find(results, check, subject):
-    matches = [r for r in results if r.check == check and r.subject == subject]
-    assert len(matches) == 1, [str(r) for r in results]
-    return matches[0]
+from helpers import find, results_of
 
 
 @pytest.fixture
@@ -47,6 +35,10 @@ def test_identical_pair_all_ok(write_config, orders):
         "replica_lag",
         "checksum",
         "row_count",
+        "encryption",
+        "errant_writes",
+        "schema",
+        "cutover",
     }
     for result in results:
         assert result.status is Status.OK, str(result) + " " + result.message

@@ -29,7 +29,8 @@ def test_check_json_only(write_config):
     assert report["status"] == "OK"
     assert report["counts"]["OK"] == len(report["results"])
     assert {r["check"] for r in report["results"]} == {"replica_lag"}
-    assert report["results"][0]["metrics"]["lag_seconds"] == 0
+    (replication,) = [r for r in report["results"] if r["subject"] == "replication"]
+    assert replication["metrics"]["lag_seconds"] == 0
 
 
 def test_check_only_comma_list(write_config):
@@ -95,7 +96,7 @@ def test_parser_extra_command():
     def verdict(args, path):
         return 0
 
-    extra = Command("cutover", verdict, "print the verdict", options=(JSON,))
-    args = build_parser([*COMMANDS, extra]).parse_args(["cutover", "--json"])
+    extra = Command("verdict", verdict, "print the verdict", options=(JSON,))
+    args = build_parser([*COMMANDS, extra]).parse_args(["verdict", "--json"])
     assert args.command_spec is extra
     assert args.json is True

@@ -128,6 +128,7 @@ def test_target_down_alert_resolves(pair, write_config, daemon):
         assert encmond.process.poll() is None
     finally:
         pair.target.start()
+        pair.target.execute("SET GLOBAL read_only = ON")
     wait_for(lambda: encmond.get("/api/health")[0] == 200, 60)
     resolved = wait_for(
         lambda: [

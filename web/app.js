@@ -116,7 +116,39 @@ function renderServers() {
     return card(`${name} (${server.role})`, status,
       el("div", {}, up ? "up" : "down", " · ", server.address, " · ", latency),
       el("div", {className: "message"}, r ? r.message : "not checked yet"),
+      encryptionLine(name),
       r ? el("div", {className: "message"}, "checked ", ago(r.time)) : null);
+  }));
+}
+
+function encryptionLine(server) {
+  const r = result("encryption", server, "at_rest");
+  if (!r) return null;
+  return el("div", {className: "message"}, "encryption: ", r.message);
+}
+
+function seconds(value) {
+  return value === null || value === undefined ? "–" : `${Number(value).toFixed(2)} s`;
+}
+
+function catchUpLine(target) {
+  const r = result("replica_lag", target, "catch_up");
+  return r ? el("div", {className: "message"}, "catch-up: ", r.message) : null;
+}
+
+function renderCutover() {
+  const box = document.getElementById("cutover");
+  box.replaceChildren(...Object.keys(state.targets).map((name) => {
+    const r = result("cutover", name, "verdict");
+    const verdict = r && r.details.verdict ? r.details : null;
+    const status = !verdict ? "UNKNOWN" : verdict.go ? "OK" : "CRITICAL";
+    const label = verdict ? verdict.verdict : "not judged yet";
+    const blockers = verdict ? verdict.blockers : [];
+    return card(`${name}: ${label}`, status,
+      el("ul", {}, ...blockers.map((b) => el("li", {},
+        el("strong", {}, b.condition), ": ", b.problem,
+        el("div", {className: "message"}, "clears when: ", b.clears)))),
+      r ? el("div", {className: "message"}, "judged ", ago(r.time)) : null);
   }));
 }
 
@@ -132,6 +164,11 @@ function renderReplication() {
       el("div", {className: "lag", "data-status": lag == null ? "UNKNOWN" : status}, shown),
       el("div", {}, "IO ", d.io_running || "–", " · SQL ", d.sql_running || "–",
         d.transactions_behind != null ? ` · ${d.transactions_behind} transactions behind` : ""),
+      el("div", {}, "state: ", d.lag_state || "–", " · Seconds_Behind_Master ",
+        r ? seconds(r.metrics.seconds_behind_master) : "–",
+        " · heartbeat ", r ? seconds(r.metrics.heartbeat_lag_seconds) : "–",
+        " · GTID ", r ? seconds(r.metrics.gtid_lag_seconds) : "–"),
+      catchUpLine(name),
       el("div", {className: "message"}, r ? r.message : "not checked yet"));
   }));
 }
@@ -268,6 +305,7 @@ async function loadSilences() {
 
 function render() {
   renderBanner();
+  renderCutover();
   renderServers();
   renderReplication();
   renderTables();
