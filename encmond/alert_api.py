@@ -9,8 +9,8 @@ Each change is recorded with who made it (``by``, required) and when.
   "by", "comment"}`` silences the matching alerts; ``DELETE
   /api/silences/<id>?by=`` ends a silence now.
 
-NOTE: ``web.auth_token_file`` is not enforced by the web app yet, so anyone
-who reaches ``web.listen`` can acknowledge and silence; keep it on loopback.
+With ``web.auth_token_file`` set, these routes need the token like the rest
+of the API (see ``encmond.webauth``).
 """
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ def unack(monitor: Monitor, alert_id: int):
 
 def list_silences(monitor: Monitor):
     query = bottle.request.query
-    state = query.get("state") or "active"
+    state = query.get("state", "active")
     if state not in SILENCE_STATES:
         raise webapp.BadParameter(
             "state", f"expected one of {', '.join(SILENCE_STATES)}, got {state!r}"

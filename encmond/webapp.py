@@ -9,6 +9,7 @@ import datetime
 import importlib.resources
 import json
 import logging
+import re
 import time
 from typing import Any
 
@@ -16,9 +17,10 @@ import bottle
 import gevent
 import gevent.queue
 
-from encmond import __version__, alert_api
+from encmond import __version__, alert_api, openapi, prometheus, webauth
 from encmond.model import Result, Status
 from encmond.monitor import Monitor
+from encmond.responses import error_response, json_response
 from encmond.settings import duration
 
 log = logging.getLogger(__name__)
@@ -27,23 +29,19 @@ MAX_POINTS = 10000
 DEFAULT_POINTS = 500
 ALERT_STATES = ("pending", "firing", "resolved")
 WS_HEARTBEAT = 25.0  # seconds between keep-alive messages on an idle WebSocket
+# Accepted range of since and until, in epoch seconds: 1970 to the end of 9999.
+MIN_TIME = 0.0
+MAX_TIME = 253402300799.0
+# The forms that int_parameter and time_parameter accept, and nothing else
+# that int() or float() would take, such as "1e3", "inf" or " 5".
+INTEGER = re.compile(r"-?[0-9]+")
+TIME = re.compile(openapi.TIME_PATTERN)
 
 
 class BadParameter(Exception):
     def __init__(self, parameter: str, message: str) -> None:
         self.parameter = parameter
         super().__init__(f"invalid parameter '{parameter}': {message}")
-
-
-def json_response(data: Any, status: int = 200) -> bottle.HTTPResponse:
-    body = json.dumps(data, default=str, allow_nan=False)
-    return bottle.HTTPResponse(
-        body=body, status=status, headers={"Content-Type": "application/json"}
-    )
-
-
-def error_response(status: int, message: str, **extra: Any) -> bottle.HTTPResponse:
-    return json_response({"error": message, **extra}, status)
 
 
 def web_root() -> str:
@@ -53,7 +51,7 @@ def web_root() -> str:
 def make_app(monitor: Monitor) -> bottle.Bottle:
     """Build the Bottle app that serves ``monitor``'s state."""
     app = bottle.Bottle(catchall=True)
-    app.config["json.enable"] = False
+    app.config["json.enable"] = False  # every route returns its own JSON response
     app.config["encmond.monitor"] = monitor
     root = web_root()
 
@@ -77,15 +75,15 @@ def make_app(monitor: Monitor) -> bottle.Bottle:
 
     app.default_error_handler = handle_error
 
-    @app.get("/")
+    @app.get("/", auth=False)
     def index():
         return bottle.static_file("index.html", root=root)
 
-    @app.get("/static/<path:path>")
+    @app.get("/static/<path:path>", auth=False)
     def static(path):
         return bottle.static_file(path, root=root)
 
-    @app.get("/api/health")
+    @app.get("/api/health", auth=False)
     def health():
         report = health_report(monitor)
         return json_response(report, 200 if report["status"] == "up" else 503)
@@ -97,7 +95,7 @@ def make_app(monitor: Monitor) -> bottle.Bottle:
     @app.get("/api/alerts")
     def alerts():
         query = bottle.request.query
-        state = query.get("state") or None
+        state = query.get("state")
         if state is not None and state not in ALERT_STATES:
             raise BadParameter(
                 "state", f"expected one of {', '.join(ALERT_STATES)}, got {state!r}"
@@ -122,6 +120,9 @@ def make_app(monitor: Monitor) -> bottle.Bottle:
     @app.get("/ws")
     def websocket():
         socket = bottle.request.environ.get("wsgi.websocket")
+        refusal = app.websocket_refusal(bottle.request.environ)
+        if refusal is not None:
+            return error_response(*refusal)
         if socket is None:
             return error_response(400, "expected a WebSocket upgrade request")
         serve_websocket(monitor, socket)
@@ -132,6 +133,9 @@ def make_app(monitor: Monitor) -> bottle.Bottle:
     from encmond import cutover_api  # imported here: it uses this module's helpers
 
     cutover_api.install(app, monitor)
+    webauth.install(app, webauth.TokenAuth(lambda: monitor.config.web.auth_token))
+    prometheus.install(app, monitor)
+    openapi.install(app, monitor)
     return app
 
 
@@ -149,12 +153,11 @@ def catch_bad_parameters(callback):
 
 def int_parameter(query, name: str, default: int, minimum: int, maximum: int) -> int:
     text = query.get(name)
-    if text in (None, ""):
+    if text is None:
         return default
-    try:
-        value = int(text)
-    except ValueError:
-        raise BadParameter(name, f"expected a whole number, got {text!r}") from None
+    if not INTEGER.fullmatch(text):
+        raise BadParameter(name, f"expected a whole number, got {text!r}")
+    value = int(text)
     if not minimum <= value <= maximum:
         raise BadParameter(name, f"expected {minimum} to {maximum}, got {value}")
     return value
@@ -163,8 +166,26 @@ def int_parameter(query, name: str, default: int, minimum: int, maximum: int) ->
 def time_parameter(query, name: str, default: float, now: float) -> float:
     """Parse epoch seconds, an ISO 8601 time, or a duration meaning "that long ago"."""
     text = query.get(name)
-    if text in (None, ""):
+    if text is None:
         return default
+    value = parse_time(text, now)
+    if value is None:
+        raise BadParameter(
+            name,
+            "expected epoch seconds, an ISO 8601 time or a "
+            f"duration such as 1h, got {text!r}",
+        )
+    if not MIN_TIME <= value <= MAX_TIME:
+        raise BadParameter(
+            name, f"expected a time from 1970 to 9999, got {text!r} ({value:g})"
+        )
+    return value
+
+
+def parse_time(text: str, now: float) -> float | None:
+    """Return ``text`` as epoch seconds, or None when it is no time at all."""
+    if not TIME.fullmatch(text):
+        return None
     try:
         return float(text)
     except ValueError:
@@ -180,11 +201,7 @@ def time_parameter(query, name: str, default: float, now: float) -> float:
     try:
         return now - duration(text)
     except ValueError:
-        raise BadParameter(
-            name,
-            "expected epoch seconds, an ISO 8601 time or a "
-            f"duration such as 1h, got {text!r}",
-        ) from None
+        return None
 
 
 def history_response(monitor: Monitor, query) -> bottle.HTTPResponse:
