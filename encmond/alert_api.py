@@ -60,7 +60,7 @@ def text_field(
     data: dict, name: str, required: bool = False, limit: int = MAX_NAME
 ) -> str | None:
     """Return a string field of the body (or of the query string), stripped."""
-    value = data.get(name, bottle.request.query.get(name))
+    value = data.get(name, bottle.request.query.decode().get(name))
     if value is None or (isinstance(value, str) and not value.strip()):
         if required:
             raise webapp.BadParameter(name, "required, a non-empty string")
@@ -102,7 +102,7 @@ def unack(monitor: Monitor, alert_id: int):
 
 
 def list_silences(monitor: Monitor):
-    query = bottle.request.query
+    query = bottle.request.query.decode()
     state = query.get("state", "active")
     if state not in SILENCE_STATES:
         raise webapp.BadParameter(

@@ -25,6 +25,7 @@ from encmond.settings import duration
 
 log = logging.getLogger(__name__)
 
+STATIC_SUFFIXES = (".js", ".css", ".svg", ".png", ".ico", ".html")
 MAX_POINTS = 10000
 DEFAULT_POINTS = 500
 ALERT_STATES = ("pending", "firing", "resolved")
@@ -81,6 +82,9 @@ def make_app(monitor: Monitor) -> bottle.Bottle:
 
     @app.get("/static/<path:path>", auth=False)
     def static(path):
+        # Only the dashboard's assets; the package directory also holds Python.
+        if not path.endswith(STATIC_SUFFIXES) or "__pycache__" in path:
+            return error_response(404, f"no route {bottle.request.path}")
         return bottle.static_file(path, root=root)
 
     @app.get("/api/health", auth=False)
@@ -94,7 +98,7 @@ def make_app(monitor: Monitor) -> bottle.Bottle:
 
     @app.get("/api/alerts")
     def alerts():
-        query = bottle.request.query
+        query = query_parameters()
         state = query.get("state")
         if state is not None and state not in ALERT_STATES:
             raise BadParameter(
@@ -115,7 +119,7 @@ def make_app(monitor: Monitor) -> bottle.Bottle:
 
     @app.get("/api/history")
     def history():
-        return history_response(monitor, bottle.request.query)
+        return history_response(monitor, query_parameters())
 
     @app.get("/ws")
     def websocket():
@@ -137,6 +141,11 @@ def make_app(monitor: Monitor) -> bottle.Bottle:
     prometheus.install(app, monitor)
     openapi.install(app, monitor)
     return app
+
+
+def query_parameters() -> bottle.FormsDict:
+    """Return the query string decoded as UTF-8 (WSGI hands it over as latin-1)."""
+    return bottle.request.query.decode()
 
 
 def catch_bad_parameters(callback):
@@ -213,7 +222,9 @@ def history_response(monitor: Monitor, query) -> bottle.HTTPResponse:
     since = time_parameter(query, "since", now - retention, now)
     until = time_parameter(query, "until", now, now)
     if until <= since:
-        raise BadParameter("until", "must be later than since")
+        if query.get("until"):
+            raise BadParameter("until", "must be later than since")
+        raise BadParameter("since", "must be earlier than until (default: now)")
     points = int_parameter(query, "points", DEFAULT_POINTS, 1, MAX_POINTS)
     keys = {name: query.get(name) or None for name in ("check", "server", "subject")}
     found = monitor.store.find_series(metric, **keys)

@@ -244,3 +244,26 @@ def test_raising_handler_500(monitor, caplog):
     assert response.json() == {"error": "internal error; see the encmond log"}
     assert b"Traceback" not in response.body
     assert "handler failed on purpose" in caplog.text
+
+
+def test_static_serves_assets_only(client):
+    assert client.get("/static/app.js").status == 200
+    for path in ("/static/__init__.py", "/static/__pycache__/__init__.cpython-311.pyc"):
+        response = client.get(path)
+        assert response.status == 404
+        assert response.json()["error"].startswith("no route")
+
+
+def test_history_since_message(client):
+    response = client.get("/api/history?metric=lag_seconds&since=9999999999")
+    assert response.status == 400
+    assert response.json()["parameter"] == "since"
+    assert "earlier than until" in response.json()["error"]
+
+
+def test_history_utf8_subject(client):
+    subject = "tä-ble"
+    encoded = "t%C3%A4-ble"
+    response = client.get(f"/api/history?metric=match&subject={encoded}")
+    assert response.status == 404
+    assert subject in response.json()["error"]
