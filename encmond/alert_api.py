@@ -43,7 +43,18 @@ def install(app: bottle.Bottle, monitor: Monitor) -> None:
 
 
 def request_data() -> dict[str, Any]:
-    """Return the JSON object in the request body ({} when the body is empty)."""
+    """Return the JSON object in the request body ({} when the body is empty).
+
+    A POST must say ``Content-Type: application/json``. A browser sends that
+    cross-site only after a CORS preflight, which encmond never grants, so a
+    page on another site cannot acknowledge or silence alerts with a form.
+    """
+    if bottle.request.method == "POST" and not bottle.request.content_type.startswith(
+        "application/json"
+    ):
+        raise webapp.error_response(
+            415, "send the request body as JSON with Content-Type: application/json"
+        )
     raw = bottle.request.body.read()
     if not raw.strip():
         return {}
