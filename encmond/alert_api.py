@@ -9,8 +9,8 @@ Each change is recorded with who made it (``by``, required) and when.
   "by", "comment"}`` silences the matching alerts; ``DELETE
   /api/silences/<id>?by=`` ends a silence now.
 
-NOTE: ``web.auth_token_file`` is not enforced by the web app yet, so anyone
-who reaches ``web.listen`` can acknowledge and silence; keep it on loopback.
+With ``web.auth_token_file`` set, these routes need the token like the rest
+of the API (see ``encmond.webauth``).
 """
 
 from __future__ import annotations
@@ -43,7 +43,18 @@ def install(app: bottle.Bottle, monitor: Monitor) -> None:
 
 
 def request_data() -> dict[str, Any]:
-    """Return the JSON object in the request body ({} when the body is empty)."""
+    """Return the JSON object in the request body ({} when the body is empty).
+
+    A POST must say ``Content-Type: application/json``. A browser sends that
+    cross-site only after a CORS preflight, which encmond never grants, so a
+    page on another site cannot acknowledge or silence alerts with a form.
+    """
+    if bottle.request.method == "POST" and not bottle.request.content_type.startswith(
+        "application/json"
+    ):
+        raise webapp.error_response(
+            415, "send the request body as JSON with Content-Type: application/json"
+        )
     raw = bottle.request.body.read()
     if not raw.strip():
         return {}
@@ -60,7 +71,7 @@ def text_field(
     data: dict, name: str, required: bool = False, limit: int = MAX_NAME
 ) -> str | None:
     """Return a string field of the body (or of the query string), stripped."""
-    value = data.get(name, bottle.request.query.get(name))
+    value = data.get(name, bottle.request.query.decode().get(name))
     if value is None or (isinstance(value, str) and not value.strip()):
         if required:
             raise webapp.BadParameter(name, "required, a non-empty string")
@@ -102,8 +113,8 @@ def unack(monitor: Monitor, alert_id: int):
 
 
 def list_silences(monitor: Monitor):
-    query = bottle.request.query
-    state = query.get("state") or "active"
+    query = bottle.request.query.decode()
+    state = query.get("state", "active")
     if state not in SILENCE_STATES:
         raise webapp.BadParameter(
             "state", f"expected one of {', '.join(SILENCE_STATES)}, got {state!r}"

@@ -15,7 +15,6 @@ import sqlite3
 import gevent
 import gevent.event
 from gevent.pywsgi import WSGIServer
-from geventwebsocket.handler import WebSocketHandler
 
 from encmond import __version__
 from encmond.config import Config, load_config
@@ -28,6 +27,7 @@ from encmond.sdnotify import SystemdNotifier, watchdog_interval
 from encmond.status import StatusLine
 from encmond.store import Store
 from encmond.webapp import make_app
+from encmond.webserver import make_server
 
 log = logging.getLogger(__name__)
 
@@ -105,13 +105,7 @@ class Daemon:
         web = self.config.web
         if web.host is None:
             return
-        self.server = WSGIServer(
-            (web.host, web.port),
-            make_app(self.monitor),
-            handler_class=WebSocketHandler,
-            log=None,
-            error_log=logging.getLogger("encmond.web"),
-        )
+        self.server = make_server(web, make_app(self.monitor))
         try:
             self.server.start()
         except OSError as exc:

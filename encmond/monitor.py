@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from encmond.alert_policy import Policies
@@ -48,6 +49,8 @@ class Monitor:
         self.runner = Runner()
         self.runner.remember(store.latest())
         self.state = State(store)
+        # Called with (job, outcome) after each run is stored; kept on reload.
+        self.outcome_listeners: list[Callable[[Job, Outcome], None]] = []
         self.databases: dict[str, Database] = {}
         self.apply(self.prepare(config, plugins))
 
@@ -123,6 +126,11 @@ class Monitor:
     def record(self, job: Job, outcome: Outcome) -> None:
         results = outcome.results
         self.store.save_results(results)
+        for listener in self.outcome_listeners:
+            try:
+                listener(job, outcome)
+            except Exception:
+                log.exception("an outcome listener failed on a run of %s", job)
         self.hub.publish(
             {"type": "results", "results": [result.to_dict() for result in results]}
         )

@@ -149,11 +149,15 @@ def build_jobs(
 
 @dataclass
 class Outcome:
-    """The results of one run, and the error that made it fail, if any."""
+    """The results of one run, and the error that made it fail, if any.
+
+    ``duration`` is the run's wall-clock time in seconds.
+    """
 
     results: list[Result]
     error: str | None = None
     unavailable: bool = False
+    duration: float | None = None
 
 
 class Runner:
@@ -203,6 +207,7 @@ class Runner:
             outcome = Outcome(results)
             self.subjects[job.id] = [result.subject for result in results]
         duration = time.monotonic() - clock
+        outcome.duration = duration
         for result in outcome.results:
             result.check = job.check.name
             result.server = result.server or job.context.name

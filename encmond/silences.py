@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from encmond.model import Alert
-from encmond.store import Store
+from encmond.store import Store, is_rowid
 
 SILENCE_COLUMNS = (
     "id, check_name, server, subject, starts_at, ends_at, created_by, comment, ended_by"
@@ -89,6 +89,8 @@ class Silences:
             )
 
     def get(self, silence_id: int) -> Silence | None:
+        if not is_rowid(silence_id):
+            return None
         row = self.store.reader.execute(
             f"SELECT {SILENCE_COLUMNS} FROM silences WHERE id = ?", (silence_id,)
         ).fetchone()

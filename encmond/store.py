@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import sqlite3
 import threading
 import time
@@ -133,6 +134,28 @@ MIGRATIONS: list[str] = [
     );
     """,
 ]
+
+# One primary-key range scan per bucket. A single GROUP BY over the whole
+# range sorts every sample first, which took about three times as long for
+# 86,400 samples and 500 buckets (scripts/bench_web.py measures the endpoint).
+# A scalar subquery returns one value, so the aggregates come back as one
+# string. SQLite's printf stops at 16 significant digits unless the '!' flag
+# is given, and 17 keep every double exact.
+HISTORY_QUERY = """
+WITH RECURSIVE buckets (number) AS (
+    SELECT 0 UNION ALL SELECT number + 1 FROM buckets WHERE number + 1 < :points
+), bounds AS (
+    SELECT number, :since + number * :width AS low,
+        CASE WHEN number + 1 = :points THEN :end
+        ELSE :since + (number + 1) * :width END AS high
+    FROM buckets
+)
+SELECT number, (
+    SELECT printf('%!.17g %!.17g %!.17g %d', MIN(value), MAX(value), AVG(value),
+        COUNT(*))
+    FROM samples WHERE series_id = :series AND ts >= low AND ts < high
+) FROM bounds
+"""
 
 # Columns of ``alerts`` that save_alert writes, in the order of alert_values.
 ALERT_FIELDS = (
@@ -321,26 +344,35 @@ class Store:
     def history(
         self, series_id: int, since: float, until: float, points: int
     ) -> list[dict[str, float]]:
-        """Downsample one series to at most ``points`` buckets of min, max and mean."""
+        """Downsample one series to at most ``points`` buckets of min, max and mean.
+
+        The buckets split [since, until] into equal parts, and only buckets
+        with samples are returned, oldest first.
+        """
         width = max((until - since) / points, 1e-6)
-        rows = self.reader.execute(
-            "SELECT CAST((ts - ?) / ? AS INTEGER) AS bucket, MIN(ts) AS first, "
-            "MIN(value) AS min, MAX(value) AS max, AVG(value) AS mean, "
-            "COUNT(*) AS count FROM samples "
-            "WHERE series_id = ? AND ts >= ? AND ts <= ? "
-            "GROUP BY bucket ORDER BY bucket",
-            (since, width, series_id, since, until),
-        ).fetchall()
-        return [
-            {
-                "time": since + min(row["bucket"], points - 1) * width,
-                "min": row["min"],
-                "max": row["max"],
-                "mean": row["mean"],
-                "count": row["count"],
-            }
-            for row in rows
-        ]
+        arguments = {
+            "series": series_id,
+            "since": since,
+            "width": width,
+            "points": points,
+            # The last bucket ends just past ``until``, so it includes ``until``.
+            "end": math.nextafter(until, math.inf),
+        }
+        buckets = []
+        for number, aggregates in self.reader.execute(HISTORY_QUERY, arguments):
+            low, high, mean, count = aggregates.split()
+            if count == "0":
+                continue
+            buckets.append(
+                {
+                    "time": since + number * width,
+                    "min": float(low),
+                    "max": float(high),
+                    "mean": float(mean),
+                    "count": int(count),
+                }
+            )
+        return buckets
 
     # Alerts
 
@@ -361,6 +393,8 @@ class Store:
         return [alert_from_row(row) for row in self.reader.execute(sql, args)]
 
     def alert(self, alert_id: int) -> Alert | None:
+        if not is_rowid(alert_id):
+            return None
         row = self.reader.execute(
             f"SELECT {ALERT_COLUMNS} FROM alerts WHERE id = ?", (alert_id,)
         ).fetchone()
@@ -562,6 +596,14 @@ def alert_values(alert: Alert) -> tuple:
         alert.acked_by,
         alert.ack_comment,
     )
+
+
+def is_rowid(value: int) -> bool:
+    """Return whether ``value`` fits SQLite's 64-bit INTEGER, as every id does.
+
+    sqlite3 raises OverflowError for a larger Python int in a query.
+    """
+    return -(2**63) <= value < 2**63
 
 
 def alert_from_row(row: sqlite3.Row) -> Alert:

@@ -9,6 +9,7 @@ import datetime
 import importlib.resources
 import json
 import logging
+import re
 import time
 from typing import Any
 
@@ -16,35 +17,33 @@ import bottle
 import gevent
 import gevent.queue
 
-from encmond import __version__, alert_api
+from encmond import __version__, alert_api, openapi, prometheus, webauth
 from encmond.model import Result, Status
 from encmond.monitor import Monitor
+from encmond.responses import error_response, json_response
 from encmond.settings import duration
 from encmond.validation import web as validation_web
 
 log = logging.getLogger(__name__)
 
+STATIC_SUFFIXES = (".js", ".css", ".svg", ".png", ".ico", ".html")
 MAX_POINTS = 10000
 DEFAULT_POINTS = 500
 ALERT_STATES = ("pending", "firing", "resolved")
 WS_HEARTBEAT = 25.0  # seconds between keep-alive messages on an idle WebSocket
+# Accepted range of since and until, in epoch seconds: 1970 to the end of 9999.
+MIN_TIME = 0.0
+MAX_TIME = 253402300799.0
+# The forms that int_parameter and time_parameter accept, and nothing else
+# that int() or float() would take, such as "1e3", "inf" or " 5".
+INTEGER = re.compile(r"-?[0-9]+")
+TIME = re.compile(openapi.TIME_PATTERN)
 
 
 class BadParameter(Exception):
     def __init__(self, parameter: str, message: str) -> None:
         self.parameter = parameter
         super().__init__(f"invalid parameter '{parameter}': {message}")
-
-
-def json_response(data: Any, status: int = 200) -> bottle.HTTPResponse:
-    body = json.dumps(data, default=str, allow_nan=False)
-    return bottle.HTTPResponse(
-        body=body, status=status, headers={"Content-Type": "application/json"}
-    )
-
-
-def error_response(status: int, message: str, **extra: Any) -> bottle.HTTPResponse:
-    return json_response({"error": message, **extra}, status)
 
 
 def web_root() -> str:
@@ -54,7 +53,7 @@ def web_root() -> str:
 def make_app(monitor: Monitor) -> bottle.Bottle:
     """Build the Bottle app that serves ``monitor``'s state."""
     app = bottle.Bottle(catchall=True)
-    app.config["json.enable"] = False
+    app.config["json.enable"] = False  # every route returns its own JSON response
     app.config["encmond.monitor"] = monitor
     root = web_root()
 
@@ -78,15 +77,18 @@ def make_app(monitor: Monitor) -> bottle.Bottle:
 
     app.default_error_handler = handle_error
 
-    @app.get("/")
+    @app.get("/", auth=False)
     def index():
         return bottle.static_file("index.html", root=root)
 
-    @app.get("/static/<path:path>")
+    @app.get("/static/<path:path>", auth=False)
     def static(path):
+        # Only the dashboard's assets; the package directory also holds Python.
+        if not path.endswith(STATIC_SUFFIXES) or "__pycache__" in path:
+            return error_response(404, f"no route {bottle.request.path}")
         return bottle.static_file(path, root=root)
 
-    @app.get("/api/health")
+    @app.get("/api/health", auth=False)
     def health():
         report = health_report(monitor)
         return json_response(report, 200 if report["status"] == "up" else 503)
@@ -97,8 +99,8 @@ def make_app(monitor: Monitor) -> bottle.Bottle:
 
     @app.get("/api/alerts")
     def alerts():
-        query = bottle.request.query
-        state = query.get("state") or None
+        query = query_parameters()
+        state = query.get("state")
         if state is not None and state not in ALERT_STATES:
             raise BadParameter(
                 "state", f"expected one of {', '.join(ALERT_STATES)}, got {state!r}"
@@ -118,11 +120,14 @@ def make_app(monitor: Monitor) -> bottle.Bottle:
 
     @app.get("/api/history")
     def history():
-        return history_response(monitor, bottle.request.query)
+        return history_response(monitor, query_parameters())
 
     @app.get("/ws")
     def websocket():
         socket = bottle.request.environ.get("wsgi.websocket")
+        refusal = app.websocket_refusal(bottle.request.environ)
+        if refusal is not None:
+            return error_response(*refusal)
         if socket is None:
             return error_response(400, "expected a WebSocket upgrade request")
         serve_websocket(monitor, socket)
@@ -134,7 +139,15 @@ def make_app(monitor: Monitor) -> bottle.Bottle:
 
     cutover_api.install(app, monitor)
     validation_web.install(app, monitor)
+    webauth.install(app, webauth.TokenAuth(lambda: monitor.config.web.auth_token))
+    prometheus.install(app, monitor)
+    openapi.install(app, monitor)
     return app
+
+
+def query_parameters() -> bottle.FormsDict:
+    """Return the query string decoded as UTF-8 (WSGI hands it over as latin-1)."""
+    return bottle.request.query.decode()
 
 
 def catch_bad_parameters(callback):
@@ -151,12 +164,11 @@ def catch_bad_parameters(callback):
 
 def int_parameter(query, name: str, default: int, minimum: int, maximum: int) -> int:
     text = query.get(name)
-    if text in (None, ""):
+    if text is None:
         return default
-    try:
-        value = int(text)
-    except ValueError:
-        raise BadParameter(name, f"expected a whole number, got {text!r}") from None
+    if not INTEGER.fullmatch(text):
+        raise BadParameter(name, f"expected a whole number, got {text!r}")
+    value = int(text)
     if not minimum <= value <= maximum:
         raise BadParameter(name, f"expected {minimum} to {maximum}, got {value}")
     return value
@@ -165,8 +177,26 @@ def int_parameter(query, name: str, default: int, minimum: int, maximum: int) ->
 def time_parameter(query, name: str, default: float, now: float) -> float:
     """Parse epoch seconds, an ISO 8601 time, or a duration meaning "that long ago"."""
     text = query.get(name)
-    if text in (None, ""):
+    if text is None:
         return default
+    value = parse_time(text, now)
+    if value is None:
+        raise BadParameter(
+            name,
+            "expected epoch seconds, an ISO 8601 time or a "
+            f"duration such as 1h, got {text!r}",
+        )
+    if not MIN_TIME <= value <= MAX_TIME:
+        raise BadParameter(
+            name, f"expected a time from 1970 to 9999, got {text!r} ({value:g})"
+        )
+    return value
+
+
+def parse_time(text: str, now: float) -> float | None:
+    """Return ``text`` as epoch seconds, or None when it is no time at all."""
+    if not TIME.fullmatch(text):
+        return None
     try:
         return float(text)
     except ValueError:
@@ -182,11 +212,7 @@ def time_parameter(query, name: str, default: float, now: float) -> float:
     try:
         return now - duration(text)
     except ValueError:
-        raise BadParameter(
-            name,
-            "expected epoch seconds, an ISO 8601 time or a "
-            f"duration such as 1h, got {text!r}",
-        ) from None
+        return None
 
 
 def history_response(monitor: Monitor, query) -> bottle.HTTPResponse:
@@ -198,7 +224,9 @@ def history_response(monitor: Monitor, query) -> bottle.HTTPResponse:
     since = time_parameter(query, "since", now - retention, now)
     until = time_parameter(query, "until", now, now)
     if until <= since:
-        raise BadParameter("until", "must be later than since")
+        if query.get("until"):
+            raise BadParameter("until", "must be later than since")
+        raise BadParameter("since", "must be earlier than until (default: now)")
     points = int_parameter(query, "points", DEFAULT_POINTS, 1, MAX_POINTS)
     keys = {name: query.get(name) or None for name in ("check", "server", "subject")}
     found = monitor.store.find_series(metric, **keys)

@@ -13,6 +13,7 @@ TESTS = Path(__file__).parent
 if str(TESTS) not in sys.path:
     sys.path.insert(0, str(TESTS))
 
+from browser import chromium  # noqa: E402
 from daemon_process import DaemonProcess  # noqa: E402
 from pair import start_pair  # noqa: E402 - needs tests/ on sys.path first
 
@@ -78,3 +79,10 @@ def daemon(tmp_path):
     yield start
     for process in started:
         process.stop()
+
+
+@pytest.fixture
+def browser(tmp_path):
+    """A headless Chromium context with a fresh profile, closed after the test."""
+    with chromium(tmp_path / "chromium-profile") as context:
+        yield context

@@ -26,7 +26,7 @@ def app(monitor):
     return wsgiref.validate.validator(make_app(monitor))
 
 
-def call(app, method, path, body=None):
+def call(app, method, path, body=None, content_type="application/json"):
     """Call the WSGI app; returns (status code, decoded JSON body)."""
     raw = b"" if body is None else json.dumps(body).encode()
     environ = {}
@@ -37,7 +37,7 @@ def call(app, method, path, body=None):
         PATH_INFO=path,
         QUERY_STRING=query,
         CONTENT_LENGTH=str(len(raw)),
-        CONTENT_TYPE="application/json",
+        CONTENT_TYPE=content_type,
     )
     environ["wsgi.input"] = io.BytesIO(raw)
     started = {}
@@ -191,3 +191,15 @@ def test_alerts_state_pending(app, monitor):
     status, body = call(app, "GET", "/api/alerts?state=pending")
     assert status == 200
     assert [a["condition"] for a in body["alerts"]] == ["lag"]
+
+
+def test_form_post_rejected(app):
+    status, body = call(
+        app,
+        "POST",
+        "/api/silences",
+        {"server": "target", "duration": "1h", "by": "mallory"},
+        content_type="application/x-www-form-urlencoded",
+    )
+    assert status == 415
+    assert "application/json" in body["error"]

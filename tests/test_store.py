@@ -184,3 +184,22 @@ def test_route_filters(store):
     assert store.pending_count("critical-only") == 0
     assert store.pending_count("lag-only") == 0
     assert store.pending_count("all") == 1
+
+
+def test_history_sample_at_until(store):
+    store.save_results([lag(value, NOW + value) for value in range(11)])
+    series = store.find_series("lag_seconds")[0]
+    buckets = store.history(series["id"], NOW, NOW + 10, 5)
+    assert len(buckets) == 5
+    assert buckets[-1]["max"] == 10
+    assert sum(bucket["count"] for bucket in buckets) == 11
+
+
+def test_history_values_exact(store):
+    value = 0.1 + 0.2
+    store.save_results([lag(value, NOW), lag(-1 / 3, NOW + 1)])
+    series = store.find_series("lag_seconds")[0]
+    buckets = store.history(series["id"], NOW, NOW + 2, 1)
+    assert buckets[0]["max"] == value
+    assert buckets[0]["min"] == -1 / 3
+    assert buckets[0]["mean"] == (value - 1 / 3) / 2

@@ -13,9 +13,11 @@ const state = {
 
 const POLL_INTERVAL = 5000;
 const MAX_BACKOFF = 30000;
+const TOKEN_KEY = "encmond.token";
 let socket = null;
 let backoff = 1000;
 let pollTimer = null;
+let tokenDeclined = false;
 
 function el(tag, attrs, ...children) {
   const node = document.createElement(tag);
@@ -274,7 +276,7 @@ function showActionError(text) {
 }
 
 async function sendJSON(method, path, body) {
-  const response = await fetch(path, {
+  const response = await authorizedFetch(path, {
     method,
     headers: {"Content-Type": "application/json", Accept: "application/json"},
     body: body === undefined ? undefined : JSON.stringify(body),
@@ -333,10 +335,50 @@ function render() {
   renderAlerts();
 }
 
+// With web.auth_token_file set, the API needs a Bearer token. The page prompts
+// for it once, keeps it in sessionStorage, and prompts again after a 401.
+function askToken() {
+  if (tokenDeclined) return false;
+  const token = window.prompt("encmond access token (the contents of web.auth_token_file):");
+  if (!token || !token.trim()) {
+    tokenDeclined = true;
+    setLive("token required");
+    return false;
+  }
+  sessionStorage.setItem(TOKEN_KEY, token.trim());
+  return true;
+}
+
+// Fetch with the stored token; after a 401, prompt for a token and retry.
+async function authorizedFetch(path, options = {}) {
+  for (;;) {
+    const token = sessionStorage.getItem(TOKEN_KEY);
+    const headers = {...(options.headers || {})};
+    if (token) headers.Authorization = `Bearer ${token}`;
+    const response = await fetch(path, {...options, headers});
+    if (response.status !== 401) return response;
+    // A concurrent request may have stored a new token meanwhile.
+    if (sessionStorage.getItem(TOKEN_KEY) !== token) continue;
+    sessionStorage.removeItem(TOKEN_KEY);
+    if (!askToken()) return response;
+  }
+}
+
 async function fetchJSON(path) {
-  const response = await fetch(path, {headers: {Accept: "application/json"}});
+  const response = await authorizedFetch(path, {headers: {Accept: "application/json"}});
   if (!response.ok && response.status !== 503) throw new Error(`${path}: ${response.status}`);
   return response.json();
+}
+
+// Browsers cannot set headers on a WebSocket, so the token travels as a
+// subprotocol "bearer.<token in unpadded base64url>"; the server selects "encmond".
+function socketProtocols() {
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  if (!token) return ["encmond"];
+  const bytes = new TextEncoder().encode(token);
+  const encoded = btoa(String.fromCharCode(...bytes))
+    .replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  return ["encmond", `bearer.${encoded}`];
 }
 
 async function drawLagChart() {
@@ -384,7 +426,7 @@ function setLive(text) {
 function connect() {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
   const base = location.pathname.replace(/[^/]*$/, "");
-  socket = new WebSocket(`${scheme}//${location.host}${base}ws`);
+  socket = new WebSocket(`${scheme}//${location.host}${base}ws`, socketProtocols());
   socket.onopen = () => {
     backoff = 1000;
     setLive("live");
@@ -402,8 +444,11 @@ function connect() {
 
 document.getElementById("operator").value = localStorage.getItem("encmond-operator") || "";
 document.getElementById("alert-controls").addEventListener("submit", (e) => e.preventDefault());
-connect();
-loadSilences();
+// The first poll prompts for the token when the API needs one, before the socket opens.
+poll().then(() => {
+  connect();
+  loadSilences();
+});
 setInterval(loadSilences, 30000);
 setInterval(drawLagChart, 60000);
 setTimeout(drawLagChart, 1500);

@@ -11,6 +11,7 @@ from typing import Any
 
 import bottle
 
+from encmond.responses import json_response
 from encmond.validation.check import ValidationCheck
 from encmond.validation.progress import ProgressStore
 from encmond.validation.report import progress
@@ -18,7 +19,6 @@ from encmond.validation.report import progress
 
 def install(app: bottle.Bottle, monitor: Any) -> None:
     """Add the route to ``app``, serving ``monitor``'s state."""
-    from encmond.webapp import json_response
 
     @app.get("/api/validation")
     def validation():
