@@ -395,6 +395,43 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "settings": {"type": "object"},
         },
     },
+    "Validation": {
+        "type": "object",
+        "description": "one validation check's latest result for one table",
+        "required": ["status", "message", "checked_at", "state", "differences"],
+        "properties": {
+            "status": {"type": "string", "enum": STATUSES},
+            "message": STRING,
+            "checked_at": NUMBER,
+            "state": nullable(
+                {
+                    **STRING,
+                    "description": "match, in_progress, in_flux, diverged, behind, "
+                    "missing or not_comparable; null when the run failed",
+                }
+            ),
+            "last_clean_pass": nullable(
+                {**NUMBER, "description": "epoch seconds of the last clean pass"}
+            ),
+            "stale": nullable({"type": "boolean"}),
+            "differences": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["key", "kind"],
+                    "properties": {
+                        "key": {"type": "object", "description": "key columns"},
+                        "kind": {
+                            "type": "string",
+                            "enum": ["missing_on_target", "extra_on_target", "changed"],
+                        },
+                    },
+                },
+            },
+            "diverged_ranges": {"type": "array", "items": STRING},
+            "progress": nullable({"type": "object"}),
+        },
+    },
     "Silence": {
         "type": "object",
         "required": [
@@ -636,6 +673,25 @@ PATHS: dict[str, dict[str, Any]] = {
                     "the verdicts",
                 ),
                 "404": error("the cutover check is not loaded"),
+                **UNAUTHORIZED,
+            },
+        }
+    },
+    "/api/validation": {
+        "get": {
+            "summary": "Per target and table, each validation check's state, "
+            "progress, last clean pass and differing keys",
+            "responses": {
+                "200": json_body(
+                    {
+                        "type": "object",
+                        "required": ["targets"],
+                        "properties": {
+                            "targets": mapping(mapping(mapping(ref("Validation"))))
+                        },
+                    },
+                    "targets by name, then tables, then checks",
+                ),
                 **UNAUTHORIZED,
             },
         }

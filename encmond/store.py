@@ -123,6 +123,16 @@ MIGRATIONS: list[str] = [
     ALTER TABLE outbox ADD COLUMN gave_up_at REAL;
     ALTER TABLE alert_events ADD COLUMN actor TEXT;
     """,
+    """
+    CREATE TABLE validation_progress (
+        check_name TEXT NOT NULL,
+        server TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        state TEXT NOT NULL,
+        updated_at REAL NOT NULL,
+        PRIMARY KEY (check_name, server, subject)
+    );
+    """,
 ]
 
 # One primary-key range scan per bucket. A single GROUP BY over the whole

@@ -22,6 +22,7 @@ from encmond.model import Result, Status
 from encmond.monitor import Monitor
 from encmond.responses import error_response, json_response
 from encmond.settings import duration
+from encmond.validation import web as validation_web
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +138,7 @@ def make_app(monitor: Monitor) -> bottle.Bottle:
     from encmond import cutover_api  # imported here: it uses this module's helpers
 
     cutover_api.install(app, monitor)
+    validation_web.install(app, monitor)
     webauth.install(app, webauth.TokenAuth(lambda: monitor.config.web.auth_token))
     prometheus.install(app, monitor)
     openapi.install(app, monitor)

@@ -187,12 +187,35 @@ function renderTables() {
         ? count.metrics[`${side}_rows`] : "–");
       const detail = [checksum, count].filter((r) => r && r.status !== "OK")
         .map((r) => r.message).join("; ");
+      const d = checksum ? checksum.details : {};
       rows.push(el("tr", {}, el("td", {}, target), el("td", {}, table), cell(checksum),
+        el("td", {}, (d.state || "–").replace("_", " ")), el("td", {}, progressText(d)),
+        el("td", {}, d.last_clean_pass ? ago(d.last_clean_pass) : "never"),
         cell(count), el("td", {}, rowsOf("source")), el("td", {}, rowsOf("target")),
+        el("td", {className: "message"}, differingKeys(d)),
         el("td", {className: "message"}, detail)));
     }
   }
   body.replaceChildren(...rows);
+}
+
+// Progress of the running validation pass, e.g. "42 % (12 chunks), 30 s left".
+function progressText(details) {
+  const p = details.progress;
+  if (!p || !p.running) return details.state ? "done" : "–";
+  const percent = p.percent == null ? "" : `${Math.round(p.percent)} % `;
+  const left = p.eta_seconds == null ? "" : `, ${Math.round(p.eta_seconds)} s left`;
+  return `${percent}(${p.chunks_done} chunks)${left}`;
+}
+
+// The first differing keys as "id=42 changed; id=7 missing on target".
+function differingKeys(details) {
+  const differences = details.differences || [];
+  const shown = differences.slice(0, 5).map((d) =>
+    Object.entries(d.key).map(([k, v]) => `${k}=${v}`).join(", ") + " " +
+    d.kind.replace(/_/g, " "));
+  if (differences.length > 5) shown.push(`and ${differences.length - 5} more`);
+  return shown.join("; ");
 }
 
 const STATE_ORDER = {firing: 0, pending: 1, resolved: 2};

@@ -1,43 +1,27 @@
-"""The ``checksum`` check: CHECKSUM TABLE on source and target, compared."""
+"""The ``checksum`` check: chunked, pinned row hashes that name differing rows."""
 
 from __future__ import annotations
 
 from encmond import hookimpl
-from encmond.compare import TableCheck, compare, comparison_result
 from encmond.settings import Setting, positive_duration
+from encmond.validation.check import OPTIONS, ValidationCheck
+from encmond.validation.rowhash import HashMeasure
 
 
-class Checksum(TableCheck):
-    """Compares whole-table checksums, rechecking a difference once caught up."""
+class Checksum(ValidationCheck):
+    """Compares row hashes chunk by chunk and localises the rows that differ."""
 
     name = "checksum"
     interval = 900.0
+    measure = HashMeasure()
     options = {
         "wait_timeout": Setting(
             positive_duration,
             60.0,
-            "how long a recheck waits for the target to reach the source position",
+            "how long a chunk waits for the target to reach the source position",
         ),
+        **OPTIONS,
     }
-
-    def compare_table(self, ctx, table):
-        settings = self.settings_for(table)
-        timeout = settings["timeout"]
-
-        def measure(db):
-            with db.session(read_timeout=timeout) as session:
-                row = session.query_one(f"CHECKSUM TABLE {table.quoted}")
-            return row["Checksum"] if row else None
-
-        comparison = compare(ctx, measure, settings["wait_timeout"])
-        matched = int(comparison.source == comparison.target)
-        return comparison_result(
-            table,
-            comparison,
-            "checksum",
-            {"match": matched},
-            settings["wait_timeout"],
-        )
 
 
 @hookimpl
