@@ -286,8 +286,15 @@ def retention_problems(
     """Describe how the source's binlog retention endangers the target.
 
     A retention shorter than ``margin`` seconds (0 turns this off) is one
-    problem; a catch-up ETA past the retention is another.
+    problem, and so is one that could not be read, because RDS keeps no
+    binary logs for replication until it is set. A catch-up ETA past the
+    retention is another.
     """
+    if retention is not None and not retention.known and margin > 0:
+        return [
+            f"the source's binlog retention is {retention.setting}, and RDS keeps "
+            "no binary logs for replication unless binlog retention hours is set"
+        ]
     if retention is None or retention.seconds is None:
         return []
     problems = []

@@ -184,6 +184,7 @@ def test_every_check_reports(rds, write_config, orders):
     assert catch_up.status is Status.WARNING
     assert "binlog retention hours=NULL" in catch_up.message
     assert "mysql.rds_set_configuration('binlog retention hours'" in catch_up.message
+    assert catch_up.details["retention_known"] is True
 
     assert find(results, "checksum", orders).status is Status.OK
     assert find(results, "cutover", "verdict").status is Status.OK
@@ -255,3 +256,25 @@ def test_procedure_not_granted(rds, pair, write_config):
     grant = f"GRANT EXECUTE ON PROCEDURE `mysql`.`rds_replica_status` TO '{user}'@'%'"
     assert grant in result.message
     assert "SLAVE MONITOR" not in result.message
+
+
+def test_retention_unreadable_named(rds, pair, write_config):
+    user, password = f"{USER}3", secrets.token_hex(8)
+    for server in (pair.source, pair.target):
+        create_user(server, user, password, procedures=("rds_replica_status",))
+    try:
+        path = Rds(pair, user, password).config(write_config)
+        result = find(results_of(path, ["replica_lag"]), "replica_lag", "catch_up")
+    finally:
+        for server in (pair.source, pair.target):
+            server.execute_unlogged(f"DROP USER '{user}'@'%'")
+    assert result.status is Status.WARNING
+    assert result.details["retention_known"] is False
+    assert result.metrics["binlog_retention_seconds"] is None
+    assert "binlog retention is unknown: mysql.rds_show_configuration failed" in (
+        result.message
+    )
+    grant = (
+        f"GRANT EXECUTE ON PROCEDURE `mysql`.`rds_show_configuration` TO '{user}'@'%'"
+    )
+    assert grant in result.message

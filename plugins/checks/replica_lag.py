@@ -346,6 +346,7 @@ class ReplicaLag(Check):
             "samples": len(memory.trend.samples),
             "window_seconds": memory.trend.window,
             "retention_setting": retention.setting if retention else None,
+            "retention_known": retention.known if retention else None,
         }
         problems = retention_problems(retention, eta, self.settings["retention_margin"])
         if lag is None:
