@@ -85,7 +85,7 @@ class Encryption(Check):
         verdict, reasons = facts.verdict()
         evidence = Evidence(SQL)
         if verdict == NOT_VISIBLE:
-            verdict, evidence = self.outside_sql(ctx, reasons)
+            verdict, evidence = self.outside_sql(ctx)
         message = describe_at_rest(verdict, reasons, facts, evidence, ctx.name)
         status = TARGET_STATUS[verdict]
         if ctx.server.config.role != "target":
@@ -105,7 +105,7 @@ class Encryption(Check):
             details=at_rest_details(verdict, reasons, facts, evidence),
         )
 
-    def outside_sql(self, ctx, reasons: list[str]) -> tuple[str, Evidence]:
+    def outside_sql(self, ctx) -> tuple[str, Evidence]:
         """Judge storage SQL cannot see: from the AWS API, else an attestation."""
         evidence = Evidence(NONE)
         identifier = ctx.server.config.db_instance_identifier
@@ -114,6 +114,12 @@ class Encryption(Check):
                 storage = describe_storage(ctx.config.aws, identifier)
             except AwsError as exc:
                 evidence.aws_error = str(exc)
+                ctx.log.warning(
+                    "%s: storage encryption from the AWS API failed: %s; the "
+                    "attestation, if configured, is used instead",
+                    ctx.name,
+                    exc,
+                )
             else:
                 verdict = ENCRYPTED if storage.encrypted else UNENCRYPTED
                 return verdict, Evidence(AWS_API, aws=storage)
