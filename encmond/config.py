@@ -32,6 +32,7 @@ from encmond.settings import (
     duration,
     integer,
     list_of,
+    optional_http_url,
     optional_string,
     password_text,
     plain_name,
@@ -71,6 +72,12 @@ SERVER_SETTINGS = {
     "ssl": Setting(anything, None, "TLS settings: ca, cert, key, verify_*"),
     "platform": Setting(
         choice("auto", "mariadb", "rds"), "auto", "server platform, detected by auto"
+    ),
+    "db_instance_identifier": Setting(
+        optional_string,
+        None,
+        "the RDS DB instance identifier, to read storage encryption from the "
+        "AWS API (with the aws section)",
     ),
     "connect_timeout": Setting(at_least(1.0), 5.0, "TCP connect timeout"),
     "read_timeout": Setting(at_least(2.0), 30.0, "timeout of one read"),
@@ -116,6 +123,21 @@ PLUGINS = Section(
         ),
     }
 )
+AWS = Section(
+    {
+        "region": Setting(
+            optional_string, None, "AWS region; null: from the environment or profile"
+        ),
+        "endpoint_url": Setting(
+            optional_http_url, None, "RDS API endpoint; null: the region's own"
+        ),
+        "profile": Setting(
+            optional_string, None, "named profile in the AWS shared credential files"
+        ),
+        "timeout": Setting(positive_duration, 10.0, "connect and read timeout"),
+    },
+    "the AWS API, for RDS storage encryption; encmond calls it only when set",
+)
 ALERTS = Section(
     {
         "renotify": Setting(
@@ -135,6 +157,7 @@ TOP = Section(
         "notifiers": Setting(anything, [{"type": "log"}], "alert receivers"),
         "plugins": Setting(anything, {}, "plugin loading"),
         "alerts": Setting(anything, {}, "alert notification policy"),
+        "aws": Setting(anything, None, "the AWS API, for RDS storage encryption"),
     }
 )
 
@@ -205,6 +228,7 @@ class ServerConfig:
     retry_attempts: int
     retry_delay: float
     replication_connection: str = ""
+    db_instance_identifier: str | None = None
 
     def __str__(self) -> str:
         return f"{self.name} ({self.user}@{self.host}:{self.port})"
@@ -235,6 +259,8 @@ class Config:
     located: Located
     checks: dict[str, dict[str, Any]] = field(default_factory=dict)
     notifiers: list[dict[str, Any]] = field(default_factory=list)
+    # The parsed aws section, None when the file has none.
+    aws: dict[str, Any] | None = None
 
     @property
     def servers(self) -> dict[str, ServerConfig]:
@@ -302,6 +328,7 @@ def load_config(path: str, environ: dict[str, str] | None = None) -> Config:
         raw_checks=top["checks"],
         raw_notifiers=top["notifiers"],
         located=located,
+        aws=None if top["aws"] is None else AWS.parse(top["aws"], located, ("aws",)),
     )
 
 
@@ -454,6 +481,7 @@ def parse_server(name, role, value, section, located, base, path=None) -> Server
         retry_attempts=settings["retry_attempts"],
         retry_delay=settings["retry_delay"],
         replication_connection=settings.get("replication_connection", ""),
+        db_instance_identifier=settings["db_instance_identifier"],
     )
 
 

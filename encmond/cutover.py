@@ -263,8 +263,10 @@ class Judge:
         clears = {
             "in_progress": "wait until the encryption threads have encrypted "
             "every tablespace",
-            "not_visible": "record the operator's attestation under "
-            f"checks.encryption.attestations.{self.target}",
+            "not_visible": "set db_instance_identifier and the aws section so "
+            "that encmond reads StorageEncrypted from the AWS API, or record the "
+            f"operator's attestation under checks.encryption.attestations."
+            f"{self.target}",
         }.get(
             verdict,
             "encrypt what the message lists (variables ON, ALTER TABLE ... "

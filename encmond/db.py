@@ -36,6 +36,7 @@ PRIVILEGE_ERRNOS = {
     ER.TABLEACCESS_DENIED_ERROR,
     ER.COLUMNACCESS_DENIED_ERROR,
     ER.DBACCESS_DENIED_ERROR,
+    ER.PROCACCESS_DENIED_ERROR,
 }
 MAX_IDLE = 2
 
@@ -61,6 +62,12 @@ def grant_for(errno: int, message: str, account: str) -> str:
         choices = [p.strip() for p in match.group(1).split(",")] if match else []
         narrow = [p for p in choices if p != "SUPER"] or choices or ["PROCESS"]
         return f"GRANT {narrow[0]} ON *.* TO {account}"
+    match = re.search(r"^(\w+) command denied .* for routine '(.+?)'$", message)
+    if match:
+        # encmond calls stored procedures only, never stored functions.
+        command, routine = match.groups()
+        target = ".".join(quote_identifier(part) for part in routine.split(".", 1))
+        return f"GRANT {command.upper()} ON PROCEDURE {target} TO {account}"
     match = re.search(r"^(\w+) command denied .* for table [`']?(.+?)[`']?$", message)
     if match:
         command, table = match.groups()
@@ -121,8 +128,11 @@ class Database:
         self.down_since: float | None = None
         self.last_error: str | None = None
         self.server_version: str | None = None
-        # Index of the SHOW ... STATUS statement this server accepted, once known.
-        self.status_statement: int | None = None
+        # Which replica status statement this server accepted, once known:
+        # replication.REPLICA, SLAVE or RDS_PROCEDURE.
+        self.status_statement: str | None = None
+        # The platform that platform.detect_platform found, once known.
+        self.platform: str | None = None
 
     def __str__(self) -> str:
         return str(self.config)

@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass, field
 
 from encmond.db import Database
-from encmond.errors import DatabaseError
+from encmond.errors import DatabaseError, ServerUnavailable
 from encmond.heartbeat import HeartbeatReading
 
 STOPPED = "replication stopped"
@@ -211,45 +211,106 @@ class LagTrend:
 
 @dataclass
 class Retention:
-    """How long the source keeps binary logs: ``seconds`` None means forever."""
+    """How long the source keeps binary logs.
+
+    ``seconds`` None means forever, unless ``known`` is false: then reading
+    the retention failed and ``setting`` says why. ``fix`` is the statement
+    that sets a longer retention.
+    """
 
     seconds: float | None
     setting: str
+    fix: str = ""
+    known: bool = True
+
+
+RDS_FIX = "CALL mysql.rds_set_configuration('binlog retention hours', <hours>)"
+MARIADB_FIX = "SET GLOBAL binlog_expire_logs_seconds = <seconds>"
 
 
 def binlog_retention(db: Database, platform: str) -> Retention:
     """Read the source's binlog retention.
 
     On RDS it is ``binlog retention hours`` from
-    ``mysql.rds_show_configuration`` (NULL: RDS purges binary logs as soon as
-    it can); elsewhere ``binlog_expire_logs_seconds``, else
-    ``expire_logs_days``, where 0 turns automatic purging off.
+    ``mysql.rds_show_configuration``, where NULL means that RDS keeps no
+    binary logs for replication; elsewhere ``binlog_expire_logs_seconds``,
+    else ``expire_logs_days``, where 0 turns automatic purging off.
     """
     if platform == "rds":
         return rds_retention(db)
     values = db.variables("binlog_expire_logs_seconds", "expire_logs_days")
     seconds = float(values.get("binlog_expire_logs_seconds") or 0)
     if seconds > 0:
-        return Retention(seconds, f"binlog_expire_logs_seconds={seconds:g}")
+        return Retention(
+            seconds, f"binlog_expire_logs_seconds={seconds:g}", MARIADB_FIX
+        )
     days = float(values.get("expire_logs_days") or 0)
     if days > 0:
-        return Retention(days * 86400, f"expire_logs_days={days:g}")
+        return Retention(days * 86400, f"expire_logs_days={days:g}", MARIADB_FIX)
     return Retention(None, "binlog_expire_logs_seconds=0 (never purged)")
 
 
 def rds_retention(db: Database) -> Retention:
     try:
         rows = db.query("CALL mysql.rds_show_configuration")
+    except ServerUnavailable:
+        raise
     except DatabaseError as exc:
-        return Retention(None, f"unknown: mysql.rds_show_configuration failed: {exc}")
+        return Retention(
+            None,
+            f"unknown: mysql.rds_show_configuration failed: {exc}",
+            known=False,
+        )
     for row in rows:
         if str(row.get("name", "")).lower() == "binlog retention hours":
             value = row.get("value")
             if value in (None, "", "NULL"):
-                return Retention(0.0, "binlog retention hours=NULL (purged at once)")
+                return Retention(
+                    0.0,
+                    "binlog retention hours=NULL (RDS keeps no binary logs for "
+                    "replication)",
+                    RDS_FIX,
+                )
             hours = float(value)
-            return Retention(hours * 3600, f"binlog retention hours={hours:g}")
-    return Retention(None, "unknown: no 'binlog retention hours' row")
+            return Retention(hours * 3600, f"binlog retention hours={hours:g}", RDS_FIX)
+    return Retention(
+        None,
+        "unknown: mysql.rds_show_configuration has no 'binlog retention hours' row",
+        known=False,
+    )
+
+
+def retention_problems(
+    retention: Retention | None, eta: float | None, margin: float
+) -> list[str]:
+    """Describe how the source's binlog retention endangers the target.
+
+    A retention shorter than ``margin`` seconds (0 turns this off) is one
+    problem, and so is one that could not be read, because RDS keeps no
+    binary logs for replication until it is set. A catch-up ETA past the
+    retention is another.
+    """
+    if retention is not None and not retention.known and margin > 0:
+        return [
+            f"the source's binlog retention is {retention.setting}, and RDS keeps "
+            "no binary logs for replication unless binlog retention hours is set"
+        ]
+    if retention is None or retention.seconds is None:
+        return []
+    problems = []
+    if margin > 0 and retention.seconds < margin:
+        problems.append(
+            f"the source's binlog retention ({retention.setting}) is shorter than "
+            f"retention_margin ({format_duration(margin)}), so a target that "
+            "stops replicating for longer cannot resume; fix with: "
+            f"{retention.fix}"
+        )
+    if eta is not None and eta > retention.seconds:
+        problems.append(
+            f"the ETA passes the source's binlog retention ({retention.setting}), "
+            "so binlogs the target still needs may be purged before it catches up"
+        )
+    return problems
 
 
 def format_duration(seconds: float | None) -> str:

@@ -38,6 +38,7 @@ BUNDLED = (
     "encmond.plugins.checks.encryption",
     "encmond.plugins.checks.errant_writes",
     "encmond.plugins.checks.schema",
+    "encmond.plugins.checks.replication_filters",
     "encmond.plugins.checks.cutover",
     "encmond.plugins.notifiers.log",
     "encmond.plugins.notifiers.webhook",

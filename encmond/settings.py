@@ -202,6 +202,10 @@ def http_url(value: Any) -> str:
     return text
 
 
+def optional_http_url(value: Any) -> str | None:
+    return None if value is None else http_url(value)
+
+
 def secret_url(value: Any) -> Secret:
     """Parse a URL that may carry a token or password, as a Secret."""
     return Secret(http_url(value))

@@ -38,6 +38,7 @@ def test_identical_pair_all_ok(write_config, orders):
         "encryption",
         "errant_writes",
         "schema",
+        "replication_filters",
         "cutover",
     }
     for result in results:

@@ -19,7 +19,14 @@ class Cutover(Check):
 
     name = "cutover"
     interval = 15.0
-    depends_on = ("replica_lag", "checksum", "encryption", "errant_writes", "schema")
+    depends_on = (
+        "replica_lag",
+        "checksum",
+        "encryption",
+        "errant_writes",
+        "schema",
+        "replication_filters",
+    )
     options = {
         "max_lag": Setting(positive_duration, 5.0, "highest lag that allows GO"),
         "lag_window": Setting(

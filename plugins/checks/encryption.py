@@ -2,11 +2,19 @@
 
 A target must be encrypted; the source is reported the same way, but being
 unencrypted is what a migration starts from, so it never alerts.
+
+SQL cannot show encryption at rest on RDS, which encrypts the storage
+volume. There the verdict comes from the AWS API for a server with a
+``db_instance_identifier`` while the ``aws`` section is set, else from the
+operator's attestation. ``details["evidence"]`` names the source used.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from encmond import Check, Result, Status, hookimpl
+from encmond.aws import REQUEST, AwsError, StorageEncryption, describe_storage
 from encmond.encryption import (
     ATTESTED,
     ENCRYPTED,
@@ -21,6 +29,12 @@ from encmond.encryption import (
 from encmond.platform import detect_platform
 from encmond.replication import replica_status
 from encmond.settings import Setting, boolean, describe, string
+
+# Sources of the at-rest verdict, as details["evidence"] names them.
+SQL = "SQL"
+AWS_API = f"AWS API ({REQUEST})"
+ATTESTATION = "operator attestation"
+NONE = "none"
 
 TARGET_STATUS = {
     ENCRYPTED: Status.OK,
@@ -52,7 +66,7 @@ class Encryption(Check):
             attestations,
             {},
             "per server name, the operator's statement that its storage is "
-            "encrypted, used only where SQL cannot show it (RDS)",
+            "encrypted, used only where neither SQL nor the AWS API shows it",
         ),
         "require_tls": Setting(
             boolean,
@@ -64,17 +78,17 @@ class Encryption(Check):
     def run(self, ctx):
         db = ctx.server
         facts = read_at_rest(db, detect_platform(db))
-        yield self.at_rest(ctx.name, db.config.role, facts)
+        yield self.at_rest(ctx, facts)
         yield self.in_flight(ctx)
 
-    def at_rest(self, name: str, role: str, facts: AtRest) -> Result:
+    def at_rest(self, ctx, facts: AtRest) -> Result:
         verdict, reasons = facts.verdict()
-        attestation = self.settings["attestations"].get(name)
-        if verdict == NOT_VISIBLE and attestation:
-            verdict = ATTESTED
-        message = describe_at_rest(verdict, reasons, facts, attestation, name)
+        evidence = Evidence(SQL)
+        if verdict == NOT_VISIBLE:
+            verdict, evidence = self.outside_sql(ctx)
+        message = describe_at_rest(verdict, reasons, facts, evidence, ctx.name)
         status = TARGET_STATUS[verdict]
-        if role != "target":
+        if ctx.server.config.role != "target":
             status = Status.OK
             message += " (the source: reported, not alerted on)"
         return Result(
@@ -88,8 +102,38 @@ class Encryption(Check):
                 "rotating_tablespaces": facts.rotating_count,
                 "encrypted": int(verdict in (ENCRYPTED, ATTESTED)),
             },
-            details=at_rest_details(verdict, reasons, facts, attestation),
+            details=at_rest_details(verdict, reasons, facts, evidence),
         )
+
+    def outside_sql(self, ctx) -> tuple[str, Evidence]:
+        """Judge storage SQL cannot see: from the AWS API, else an attestation."""
+        evidence = Evidence(NONE)
+        identifier = ctx.server.config.db_instance_identifier
+        if identifier and ctx.config.aws is not None:
+            try:
+                storage = describe_storage(ctx.config.aws, identifier)
+            except AwsError as exc:
+                evidence.aws_error = str(exc)
+                ctx.log.warning(
+                    "%s: storage encryption from the AWS API failed: %s; the "
+                    "attestation, if configured, is used instead",
+                    ctx.name,
+                    exc,
+                )
+            else:
+                verdict = ENCRYPTED if storage.encrypted else UNENCRYPTED
+                return verdict, Evidence(AWS_API, aws=storage)
+        elif identifier:
+            evidence.aws_error = (
+                "db_instance_identifier is set but the configuration has no aws "
+                "section, so encmond does not call the AWS API"
+            )
+        attestation = self.settings["attestations"].get(ctx.name)
+        if attestation:
+            evidence.source = ATTESTATION
+            evidence.attestation = attestation
+            return ATTESTED, evidence
+        return NOT_VISIBLE, evidence
 
     def in_flight(self, ctx) -> Result:
         db = ctx.server
@@ -123,7 +167,19 @@ class Encryption(Check):
         )
 
 
-def describe_at_rest(verdict, reasons, facts: AtRest, attestation, name) -> str:
+@dataclass
+class Evidence:
+    """The source of the at-rest verdict, and what that source reported."""
+
+    source: str
+    attestation: str | None = None
+    aws: StorageEncryption | None = None
+    aws_error: str | None = None
+
+
+def describe_at_rest(verdict, reasons, facts: AtRest, evidence: Evidence, name) -> str:
+    if evidence.source == AWS_API:
+        return describe_aws(evidence.aws)
     if verdict == ENCRYPTED:
         return (
             f"encrypted at rest: {facts.encrypted_count} of "
@@ -136,14 +192,15 @@ def describe_at_rest(verdict, reasons, facts: AtRest, attestation, name) -> str:
                 else ""
             )
         )
-    if verdict == ATTESTED:
+    if verdict in (ATTESTED, NOT_VISIBLE):
+        message = f"not visible from SQL ({reasons[0]})"
+        if evidence.aws_error:
+            message += f"; the AWS API was not used: {evidence.aws_error}"
+        if verdict == ATTESTED:
+            return f"{message}; the operator attests: {evidence.attestation}"
         return (
-            f"not visible from SQL ({reasons[0]}); the operator attests: {attestation}"
-        )
-    if verdict == NOT_VISIBLE:
-        return (
-            f"not visible from SQL ({reasons[0]}); no attestation is configured "
-            f"under checks.encryption.attestations.{name}"
+            f"{message}; no attestation is configured under "
+            f"checks.encryption.attestations.{name}"
         )
     share = f"{facts.encrypted_count} of {len(facts.tablespaces)} tablespaces"
     if verdict == IN_PROGRESS:
@@ -151,13 +208,28 @@ def describe_at_rest(verdict, reasons, facts: AtRest, attestation, name) -> str:
     return f"not encrypted at rest: {share} encrypted; {'; '.join(reasons)}"
 
 
-def at_rest_details(verdict, reasons, facts: AtRest, attestation) -> dict:
+def describe_aws(storage: StorageEncryption) -> str:
+    instance = f"RDS instance {storage.identifier}"
+    if not storage.encrypted:
+        return (
+            f"not encrypted at rest: the AWS API ({REQUEST}) reports "
+            f"StorageEncrypted false for {instance}"
+        )
+    return (
+        f"encrypted at rest: the AWS API ({REQUEST}) reports StorageEncrypted "
+        f"true for {instance}, KMS key {storage.kms_key_id or 'not reported'}"
+    )
+
+
+def at_rest_details(verdict, reasons, facts: AtRest, evidence: Evidence) -> dict:
     unencrypted = [s for s in facts.tablespaces or [] if not s.encrypted]
     return {
         "verdict": verdict,
         "reasons": reasons,
-        "evidence": "operator attestation" if verdict == ATTESTED else "SQL",
-        "attestation": attestation if verdict == ATTESTED else None,
+        "evidence": evidence.source,
+        "attestation": evidence.attestation,
+        "aws": evidence.aws.to_dict() if evidence.aws else None,
+        "aws_error": evidence.aws_error,
         "platform": facts.platform,
         "variables": facts.variables,
         "key_plugins": facts.key_plugins,

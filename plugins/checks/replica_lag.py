@@ -29,6 +29,7 @@ from encmond.lag import (
     driving_signal,
     format_duration,
     lag_of,
+    retention_problems,
 )
 from encmond.platform import detect_platform
 from encmond.replication import (
@@ -109,6 +110,12 @@ class ReplicaLag(Check):
         ),
         "eta_window": Setting(
             positive_duration, 300.0, "lag samples used for the catch-up rate and ETA"
+        ),
+        "retention_margin": Setting(
+            duration,
+            86400.0,
+            "binlog retention on the source below this (RDS's unset retention "
+            "included) makes catch_up a WARNING; 0 turns this off",
         ),
         "for": Setting(
             duration, 60.0, "how long a condition holds before its alert fires"
@@ -339,26 +346,19 @@ class ReplicaLag(Check):
             "samples": len(memory.trend.samples),
             "window_seconds": memory.trend.window,
             "retention_setting": retention.setting if retention else None,
+            "retention_known": retention.known if retention else None,
         }
+        problems = retention_problems(retention, eta, self.settings["retention_margin"])
         if lag is None:
-            return Result(
-                "catch_up", Status.UNKNOWN, "lag unknown, so no ETA", metrics, details
-            )
-        message = catch_up_message(lag, rate, eta)
-        if eta is not None and retention and retention.seconds is not None:
-            if eta > retention.seconds:
-                return Result(
-                    "catch_up",
-                    Status.WARNING,
-                    f"{message}; the ETA passes the source's binlog retention "
-                    f"({retention.setting}), so binlogs the target still needs "
-                    "may be purged before it catches up",
-                    metrics,
-                    details,
-                )
-        if retention:
+            status, message = Status.UNKNOWN, "lag unknown, so no ETA"
+        else:
+            status, message = Status.OK, catch_up_message(lag, rate, eta)
+        if problems:
+            status = Status.WARNING
+            message += "; " + "; ".join(problems)
+        elif retention:
             message += f"; binlog retention {retention.setting}"
-        return Result("catch_up", Status.OK, message, metrics, details)
+        return Result("catch_up", status, message, metrics, details)
 
     def source_retention(self, ctx) -> Retention | None:
         """Return the source's binlog retention, read again every 10 minutes."""
