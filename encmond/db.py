@@ -92,16 +92,25 @@ class Session:
         return self.connection.thread_id()
 
     def query(self, sql: str, args: Any = None) -> list[dict[str, Any]]:
-        """Run one statement and return its rows as dicts (an empty list if none)."""
+        """Run one statement and return its rows as dicts (an empty list if none).
+
+        ``in_query`` stays true when the statement may still run on the server
+        (the client was interrupted, or gave up waiting at its read timeout),
+        so that the session kills it there. After a lost connection it does
+        not: a restarted server reuses thread ids.
+        """
         self.in_query = True
         try:
             with self.connection.cursor() as cursor:
                 cursor.execute(sql, args)
                 rows = cursor.fetchall()
         except pymysql.MySQLError as exc:
-            raise self.database.translate(exc, self) from exc
-        finally:
-            self.in_query = False
+            error = self.database.translate(exc, self)
+            self.in_query = isinstance(error, ServerUnavailable) and (
+                "timed out" in error_text(exc)
+            )
+            raise error from exc
+        self.in_query = False
         return list(rows or [])
 
     def query_one(self, sql: str, args: Any = None) -> dict[str, Any] | None:
@@ -244,13 +253,15 @@ class Database:
         session = Session(self, connection)
         try:
             yield session
-        except DatabaseError as exc:
-            if isinstance(exc, ServerUnavailable):
-                discard(connection)
+        except BaseException as exc:
+            # A statement error leaves the connection usable; anything else
+            # (lost connection, timeout, kill) does not.
+            usable = isinstance(exc, DatabaseError) and not isinstance(
+                exc, ServerUnavailable
+            )
+            if usable:
+                self.release(connection, dedicated)
                 raise
-            self.release(connection, dedicated)
-            raise
-        except BaseException:
             if session.in_query:
                 gevent.spawn(self.kill_query, connection.thread_id())
             discard(connection)
