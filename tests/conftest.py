@@ -45,6 +45,17 @@ def schema(pair):
 
 
 @pytest.fixture
+def table(pair, schema):
+    """A 1000-row table in ``schema``, replicated to the target."""
+    pair.source.execute(f"CREATE TABLE {schema}.items (id INT PRIMARY KEY, v INT)")
+    pair.source.execute(
+        f"INSERT INTO {schema}.items SELECT seq, seq FROM {schema}.seq_1_to_1000"
+    )
+    pair.wait_caught_up()
+    return f"{schema}.items"
+
+
+@pytest.fixture
 def write_config(tmp_path, pair):
     """Write an encmond YAML config for the pair; keyword arguments override keys."""
 

@@ -108,16 +108,6 @@ def outbox_rows(encmond):
         database.close()
 
 
-@pytest.fixture
-def table(pair, schema):
-    pair.source.execute(f"CREATE TABLE {schema}.items (id INT PRIMARY KEY, v INT)")
-    pair.source.execute(
-        f"INSERT INTO {schema}.items SELECT seq, seq FROM {schema}.seq_1_to_100"
-    )
-    pair.wait_caught_up()
-    return f"{schema}.items"
-
-
 def test_replication_stopped_one_critical(pair, write_config, daemon, table):
     with HTTPReceiver() as receiver:
         webhook = {"type": "webhook", "url": receiver.url, "retry_delay": "500ms"}

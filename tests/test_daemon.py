@@ -7,7 +7,6 @@ import signal
 import sqlite3
 import textwrap
 
-import pytest
 import websocket
 
 from daemon_process import wait_for
@@ -59,16 +58,6 @@ class Tick(Check):
 def register_checks():
     return [HangLong, HangShort, Tick]
 '''
-
-
-@pytest.fixture
-def table(pair, schema):
-    pair.source.execute(f"CREATE TABLE {schema}.items (id INT PRIMARY KEY, v INT)")
-    pair.source.execute(
-        f"INSERT INTO {schema}.items SELECT seq, seq FROM {schema}.seq_1_to_1000"
-    )
-    pair.wait_caught_up()
-    return f"{schema}.items"
 
 
 def test_run_serves_state(pair, write_config, daemon, table):
