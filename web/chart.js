@@ -106,15 +106,17 @@ export class LagChart {
   }
 
   // Columns for uPlot: time, mean, min, max; a null row breaks the line at gaps.
+  // Each bucket is drawn at its middle, or now for a bucket still filling.
   data() {
     const columns = [[], [], [], []];
+    const now = Date.now() / 1000;
     let previous = null;
     for (const b of this.buckets) {
       if (previous && b.time - previous.time > 2 * this.width) {
         columns[0].push(previous.time + this.width);
         for (const i of [1, 2, 3]) columns[i].push(null);
       }
-      columns[0].push(b.time + this.width / 2);
+      columns[0].push(Math.min(b.time + this.width / 2, now));
       columns[1].push(b.mean);
       columns[2].push(b.min);
       columns[3].push(b.max);
@@ -172,8 +174,8 @@ export class LagChart {
       axes: [axis, {...axis, size: 60, values: (u, ticks) => ticks.map(duration)}],
       series: [
         {},
-        {label: "mean", stroke: line, width: 2, points: {show: false},
-          value: legendValue},
+        // uPlot shows the points only where they are sparse, as with one bucket.
+        {label: "mean", stroke: line, width: 2, value: legendValue},
         {label: "min", stroke: "transparent", points: {show: false},
           value: legendValue},
         {label: "max", stroke: "transparent", points: {show: false},
