@@ -53,6 +53,8 @@ class State {
     return running[0] || null;
   }
 
+  // NOTE: the order comes from the JSON objects' key order, which JavaScript
+  // keeps except for names that are array indices ("1"): those come first.
   applyMetrics(metrics) {
     const servers = metrics.servers;
     this.targets = Object.keys(metrics.targets);
