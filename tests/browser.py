@@ -17,7 +17,7 @@ from playwright.sync_api import BrowserContext, sync_playwright
 CHROMIUM = os.environ.get("ENCMOND_TEST_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 DESKTOP = {"width": 1280, "height": 800}
-PHONE = {"width": 390, "height": 844}
+PHONE = {"width": 375, "height": 812}
 # Playwright adds --headless itself; the rest keeps Chromium off the network
 # and away from first-run work.
 ARGUMENTS = [
@@ -52,5 +52,7 @@ def screenshot(page, name: str) -> Path:
     """Save a full-page PNG as test-artifacts/<name>.png and return its path."""
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
+    # From the top, so that a sticky header is drawn where it belongs.
+    page.evaluate("window.scrollTo(0, 0)")
     page.screenshot(path=str(path), full_page=True)
     return path

@@ -18,6 +18,7 @@ from daemon_process import DaemonProcess  # noqa: E402
 from pair import start_pair  # noqa: E402 - needs tests/ on sys.path first
 
 _schemas = itertools.count(1)
+TRIO = ("target", "replica")  # the trio's targets, in their configured order
 
 
 @pytest.fixture(scope="session")
@@ -30,6 +31,25 @@ def pair(tmp_path_factory):
     with start_pair(tmp_path_factory.mktemp("pair")) as running:
         # A replica that will take over runs read-only until cutover.
         running.target.execute("SET GLOBAL read_only = ON")
+        yield running
+
+
+@pytest.fixture(scope="session")
+def trio(tmp_path_factory):
+    """A source with two read-only targets: ``target`` encrypted at rest and
+    ``replica`` (an existing read replica, say) not, with the table
+    ``multi.items`` of 50 rows. Tests that stop a server restart it."""
+    with start_pair(
+        tmp_path_factory.mktemp("trio"), targets=TRIO, encrypted={"target"}
+    ) as running:
+        for target in running.targets.values():
+            target.execute("SET GLOBAL read_only = ON")
+        running.source.execute("CREATE DATABASE multi")
+        running.source.execute("CREATE TABLE multi.items (id INT PRIMARY KEY)")
+        running.source.execute(
+            "INSERT INTO multi.items SELECT seq FROM multi.seq_1_to_50"
+        )
+        running.wait_caught_up()
         yield running
 
 

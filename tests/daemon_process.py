@@ -55,7 +55,10 @@ class DaemonProcess:
         self.port = free_port()
         config = yaml.safe_load(self.config_path.read_text())
         config["web"] = {**config.get("web", {}), "listen": f"127.0.0.1:{self.port}"}
-        self.config_path.write_text(yaml.safe_dump(config, allow_unicode=True))
+        # Unsorted, so that targets keep their configured order.
+        self.config_path.write_text(
+            yaml.safe_dump(config, allow_unicode=True, sort_keys=False)
+        )
         self.log_path = self.directory / f"encmond-{self.port}.log"
         self.db_path = config["storage"]["path"]
 

@@ -193,6 +193,14 @@ def test_master_delay_signals_agree(pair, write_config, heartbeat_table):
     assert f"MASTER_DELAY {DELAY} s" in result.message
 
 
+def test_thresholds_in_details(write_config):
+    path = write_config(checks={"replica_lag": {"warning": "10s", "critical": "1m"}})
+    outcome = Runner().run(job_of(path, "replica_lag"))
+    details = find(outcome.results, "replica_lag", "replication").details
+    assert details["warning_seconds"] == 10.0
+    assert details["critical_seconds"] == 60.0
+
+
 def test_stopped_replication_null_lag(pair, write_config):
     pair.target.execute_unlogged("STOP SLAVE")
     try:

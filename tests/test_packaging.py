@@ -23,7 +23,21 @@ from encmond import __version__
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_PLUGIN = REPO / "tests" / "data" / "example-plugin"
 BUNDLED_CHECKS = ("connection", "replica_lag", "checksum", "row_count")
-DASHBOARD = ("index.html", "app.js", "style.css")
+DASHBOARD = (
+    "index.html",
+    "style.css",
+    "app.js",
+    "alerts.js",
+    "api.js",
+    "chart.js",
+    "dom.js",
+    "overview.js",
+    "tables.js",
+    "target.js",
+    "vendor/uplot/uPlot.iife.min.js",
+    "vendor/uplot/uPlot.min.css",
+    "vendor/uplot/LICENSE",
+)
 PASSWORDS = {
     "SOURCE_DB_PASSWORD": "source-secret",
     "TARGET_DB_PASSWORD": "target-secret",

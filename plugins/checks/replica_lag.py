@@ -275,6 +275,9 @@ class ReplicaLag(Check):
         lag = lag_of(signal, signals)
         metrics = lag_metrics(reading, signals, lag)
         details = lag_details(reading, signals, state, signal)
+        # The thresholds let a reader colour lag_seconds without the config.
+        details["warning_seconds"] = self.settings["warning"]
+        details["critical_seconds"] = self.settings["critical"]
         status, message, conditions = self.judge(reading, signals, state, signal, lag)
         return Result(
             "replication", status, message, metrics, details, conditions=conditions
