@@ -213,6 +213,10 @@ class AlertManager:
             batch.add(alert, "")
         if now - alert.clear_since < policy.keep_firing_for:
             return
+        self.close(batch, alert, message, now)
+
+    def close(self, batch: Batch, alert: Alert, message: str, now: float) -> None:
+        """Resolve a firing alert, or drop a pending one that never fired."""
         del self.open[alert.key]
         alert.updated_at = now
         if alert.state == "pending":
@@ -222,6 +226,22 @@ class AlertManager:
         alert.resolved_at = now
         alert.message = message or alert.message
         batch.add(alert, "resolved", notify=alert.notified_at is not None)
+
+    def retire(
+        self, monitored: Callable[[Alert], bool], message: str, now: float | None = None
+    ) -> list[Change]:
+        """Resolve the open alerts that ``monitored`` returns False for.
+
+        A check, target or table removed from the configuration reports no
+        more results, so nothing else would ever resolve its alerts.
+        """
+        now = now or time.time()
+        batch = Batch()
+        with self.lock:
+            for alert in list(self.open.values()):
+                if not monitored(alert):
+                    self.close(batch, alert, message, now)
+            return self.finish(batch, now)
 
     # Muting: inhibition, silences and acknowledgements
 

@@ -143,6 +143,28 @@ def build_parser(commands: Sequence[Command] | None = None) -> Parser:
     return parser
 
 
+def patch_for_gevent() -> None:
+    """Apply gevent's monkey patching, with one read of the entry points.
+
+    ``patch_all`` looks up its plugin entry point groups about 30 times, and
+    on Python 3.11 each lookup reads the metadata of every installed
+    distribution. In the test virtual environment, with 103 distributions,
+    that took 0.25 s of start-up under cProfile. Here the lookups select
+    from one read instead.
+    """
+    import importlib.metadata
+
+    from gevent import monkey
+
+    lookup = importlib.metadata.entry_points
+    every = lookup()
+    importlib.metadata.entry_points = lambda **params: every.select(**params)
+    try:
+        monkey.patch_all()
+    finally:
+        importlib.metadata.entry_points = lookup
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
@@ -151,9 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         return EX_CONFIG
     command: Command = args.command_spec
     if command.network:
-        from gevent import monkey
-
-        monkey.patch_all()
+        patch_for_gevent()
     setup_logging(args.log_level)
     from encmond.config import config_path
 
@@ -171,14 +191,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_command(args, path: str) -> int:
-    from encmond.daemon import Daemon, load
+    from encmond.daemon import Daemon
+    from encmond.loading import load
 
     config, plugins = load(path)
     return Daemon(config, plugins).run()
 
 
 def validate_command(args, path: str) -> int:
-    from encmond.daemon import load
+    from encmond.loading import load
 
     config, plugins = load(path)
     checks = [name for name, settings in config.checks.items() if settings["enabled"]]
@@ -219,7 +240,7 @@ def plugins_command(args, path: str) -> int:
 
 def check_command(args, path: str) -> int:
     from encmond.checkonce import run_once
-    from encmond.daemon import load
+    from encmond.loading import load
     from encmond.model import Status
 
     config, plugins = load(path)
@@ -252,7 +273,7 @@ def split_names(values: list[str] | None) -> list[str] | None:
 
 def cutover_command(args, path: str) -> int:
     from encmond.cutoveronce import render, run_cutover
-    from encmond.daemon import load
+    from encmond.loading import load
 
     config, plugins = load(path)
     report = run_cutover(config, plugins, args.target)

@@ -17,10 +17,11 @@ import gevent.event
 from gevent.pywsgi import WSGIServer
 
 from encmond import __version__
-from encmond.config import Config, load_config
+from encmond.config import Config
 from encmond.errors import StartupError
+from encmond.loading import load
 from encmond.monitor import Monitor
-from encmond.plugins_loader import Plugins, load_plugins
+from encmond.plugins_loader import Plugins
 from encmond.reload import Reloader
 from encmond.scheduler import CheckScheduler
 from encmond.sdnotify import SystemdNotifier, watchdog_interval
@@ -33,14 +34,6 @@ log = logging.getLogger(__name__)
 
 # gevent-websocket logs every HTTP request at INFO.
 logging.getLogger("geventwebsocket.handler").setLevel(logging.WARNING)
-
-
-def load(path: str) -> tuple[Config, Plugins]:
-    """Load the configuration and plugins and validate one against the other."""
-    config = load_config(path)
-    plugins = load_plugins(config.plugin_dirs)
-    config.bind_plugins(plugins.checks, plugins.notifiers)
-    return config, plugins
 
 
 class Daemon:

@@ -21,6 +21,8 @@ from encmond.store import Store
 
 log = logging.getLogger(__name__)
 
+NO_LONGER_MONITORED = "no longer monitored: removed from the configuration"
+
 
 @dataclass
 class Setup:
@@ -52,6 +54,7 @@ class Monitor:
         # Called with (job, outcome) after each run is stored; kept on reload.
         self.outcome_listeners: list[Callable[[Job, Outcome], None]] = []
         self.databases: dict[str, Database] = {}
+        self.config: Config | None = None
         self.apply(self.prepare(config, plugins))
 
     def prepare(self, config: Config, plugins: Plugins) -> Setup:
@@ -99,6 +102,9 @@ class Monitor:
             for database in self.databases.values()
             if database not in setup.databases.values()
         ]
+        removed_tables: set[str] = set()
+        if self.config is not None:
+            removed_tables = table_names(self.config) - table_names(setup.config)
         self.config = setup.config
         self.plugins = setup.plugins
         self.databases = setup.databases
@@ -115,7 +121,44 @@ class Monitor:
         self.dispatcher = Dispatcher(
             self.store, setup.notifiers, self.alerts.firing_for
         )
+        self.runner.forget(removed_tables)
+        self.retire_unmonitored(removed_tables)
+        self.retire_outbox(setup.config)
         return retired
+
+    def retire_unmonitored(self, removed_tables: set[str]) -> None:
+        """Resolve the alerts of checks, servers and tables no longer configured.
+
+        At start, ``removed_tables`` is empty: the previous configuration is
+        unknown, so alerts of a table dropped from it stay until they clear.
+        """
+        checks = {check.name for check in self.checks}
+        servers = set(self.config.servers)
+
+        def monitored(alert: Alert) -> bool:
+            return (
+                alert.check in checks
+                and alert.server in servers
+                and alert.subject not in removed_tables
+            )
+
+        changes = self.alerts.retire(monitored, NO_LONGER_MONITORED)
+        if changes:
+            log.info(
+                "closed %d open alerts of checks, servers or tables no longer "
+                "configured",
+                len(changes),
+            )
+
+    def retire_outbox(self, config: Config) -> None:
+        """Give up the queued notifications of notifiers no longer configured."""
+        names = [settings["name"] for settings in config.notifiers]
+        dropped = self.store.give_up_others(names, NO_LONGER_MONITORED, time.time())
+        if dropped:
+            log.info(
+                "dropped %d queued notifications of notifiers no longer configured",
+                dropped,
+            )
 
     def run_job(self, job: Job) -> Outcome:
         """Run one job and record its outcome."""
@@ -169,3 +212,7 @@ class Monitor:
     def close(self) -> None:
         for database in self.databases.values():
             database.close()
+
+
+def table_names(config: Config) -> set[str]:
+    return {str(table) for table in config.tables}

@@ -173,6 +173,11 @@ class Runner:
             key = f"{result.check}:{result.server}"
             self.subjects.setdefault(key, []).append(result.subject)
 
+    def forget(self, subjects: set[str]) -> None:
+        """Stop reporting ``subjects`` as UNKNOWN when their job fails."""
+        for job_id, known in self.subjects.items():
+            self.subjects[job_id] = [name for name in known if name not in subjects]
+
     def run(self, job: Job) -> Outcome:
         started = time.time()
         clock = time.monotonic()

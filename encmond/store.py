@@ -508,6 +508,21 @@ class Store:
                 (error, now, outbox_id),
             )
 
+    def give_up_others(self, notifiers: list[str], error: str, now: float) -> int:
+        """Give up the pending notifications of notifiers not in ``notifiers``.
+
+        Returns how many there were. Retention deletes them later like any
+        notification given up.
+        """
+        marks = ", ".join("?" * len(notifiers))
+        with self.transaction() as db:
+            return db.execute(
+                "UPDATE outbox SET last_error = ?, gave_up_at = ? "
+                "WHERE delivered_at IS NULL AND gave_up_at IS NULL "
+                f"AND notifier NOT IN ({marks})",
+                (error, now, *notifiers),
+            ).rowcount
+
     def pending_count(self, notifier: str | None = None) -> int:
         sql = (
             "SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL AND "

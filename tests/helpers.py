@@ -7,8 +7,8 @@ import subprocess
 import sys
 
 from encmond.checkonce import run_once, selected_checks
-from encmond.daemon import load
 from encmond.db import Database
+from encmond.loading import load
 from encmond.runner import Job, build_jobs
 from encmond.state import State
 

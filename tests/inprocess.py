@@ -19,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from encmond.daemon import load
+from encmond.loading import load
 from encmond.monitor import Monitor
 from encmond.store import Store
 

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from daemon_process import free_port, wait_for
-from encmond.daemon import load
+from encmond.loading import load
 from encmond.monitor import Monitor
 from encmond.store import Store
 

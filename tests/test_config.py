@@ -6,8 +6,8 @@ import pytest
 
 from encmond.cli import main
 from encmond.config import load_config, quote_identifier
-from encmond.daemon import load
 from encmond.errors import ConfigError
+from encmond.loading import load
 from encmond.settings import Secret, duration
 
 BASE = """\

@@ -7,7 +7,7 @@ import yaml
 
 from daemon_process import wait_for
 from encmond.cutover import NOTE_NO_CLEAN_PASS, evaluate, lag_problem
-from encmond.daemon import load
+from encmond.loading import load
 from encmond.model import Result, Status
 from encmond.state import State
 from encmond.store import Store

@@ -10,7 +10,6 @@ import pytest
 from daemon_process import wait_for
 from delay_proxy import DelayProxy
 from encmond.config import parse_table
-from encmond.daemon import load
 from encmond.db import Database
 from encmond.heartbeat import CREATE_TABLE, format_ts, parse_ts, write
 from encmond.lag import (
@@ -24,6 +23,7 @@ from encmond.lag import (
     Signals,
     classify,
 )
+from encmond.loading import load
 from encmond.model import Status
 from encmond.plugins.checks.replica_lag import Memory
 from encmond.runner import Runner

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from encmond.checkonce import run_once
-from encmond.daemon import load
+from encmond.loading import load
 from encmond.model import Status
 
 README = Path(__file__).resolve().parent.parent / "README.md"

@@ -17,6 +17,7 @@ import websocket
 import yaml
 
 from daemon_process import DaemonProcess, NotifyReceiver, free_port, wait_for
+from encmond.monitor import NO_LONGER_MONITORED
 
 PROBE_PLUGIN = '''\
 from encmond import Check, Notifier, Result, Status, hookimpl
@@ -260,6 +261,76 @@ def probe_event(client) -> dict:
             if result["check"] == "probe":
                 return result
     raise TimeoutError("no probe result on the WebSocket")
+
+
+def test_reload_resolves_removed_alerts(
+    pair, schema, write_config, daemon, plugin_dir, tmp_path
+):
+    (plugin_dir / "probe.py").write_text(PROBE_PLUGIN)
+    table = f"{schema}.drift"
+    pair.source.execute(f"CREATE TABLE {table} (id INT PRIMARY KEY)")
+    pair.source.execute(f"INSERT INTO {table} VALUES (1), (2)")
+    pair.wait_caught_up()
+    pair.target.execute_unlogged(f"DELETE FROM {table} WHERE id = 2")
+    sent = tmp_path / "sent.txt"
+    line_file = {"type": "line_file", "path": str(sent)}
+    # Nothing listens on this port, so the notifier's queue stays undelivered.
+    dead = {
+        "type": "webhook",
+        "name": "dead",
+        "url": f"http://127.0.0.1:{free_port()}/",
+    }
+    checks = {
+        **QUIET_CHECKS,
+        "probe": {"status": "WARNING"},
+        "row_count": {"interval": "1s"},
+    }
+    config_path = write_config(
+        plugins={"dirs": [str(plugin_dir)]},
+        tables=[table],
+        checks=checks,
+        notifiers=[line_file, dead],
+    )
+    encmond = daemon(config_path)
+    expected = {("probe", "probe"), ("row_count", table)}
+
+    def firing() -> set:
+        return {(a["check"], a["subject"]) for a in encmond.alerts("firing")}
+
+    wait_for(lambda: firing() >= expected, 60, message="the alerts never fired")
+    undelivered = (
+        "SELECT COUNT(*) FROM outbox WHERE notifier = 'dead' "
+        "AND delivered_at IS NULL AND gave_up_at IS NULL"
+    )
+    wait_for(lambda: query_one(encmond.db_path, undelivered) > 0, 30)
+
+    rewrite(
+        config_path,
+        tables=[],
+        checks={**QUIET_CHECKS, "probe": {"enabled": False}},
+        notifiers=[line_file],
+    )
+    encmond.signal(signal.SIGHUP)
+    encmond.wait_for_log("configuration reloaded")
+
+    assert not firing() & expected
+    resolved = {
+        (a["check"], a["subject"]): a["message"] for a in encmond.alerts("resolved")
+    }
+    assert resolved[("probe", "probe")] == NO_LONGER_MONITORED
+    assert resolved[("row_count", table)] == NO_LONGER_MONITORED
+    lines = wait_for(
+        lambda: sent.read_text().count("[RESOLVED]") >= 2 and sent.read_text(),
+        30,
+        message="no resolved notification",
+    )
+    assert f"[RESOLVED] probe on target: probe: {NO_LONGER_MONITORED}" in lines
+    assert f"[RESOLVED] row_count on target: {table}: " in lines
+    assert query_one(encmond.db_path, undelivered) == 0
+    assert re.search(
+        r"closed \d+ open alerts of checks, servers or tables", encmond.log_text()
+    )
+    assert encmond.stop() == 0
 
 
 def test_reload_invalid_keeps_config(write_config, daemon, notify_socket, plugin_dir):

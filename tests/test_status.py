@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from encmond.daemon import load
+from encmond.loading import load
 from encmond.monitor import Monitor
 from encmond.sdnotify import SystemdNotifier
 from encmond.status import StatusLine

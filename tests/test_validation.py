@@ -11,8 +11,8 @@ import pytest
 
 from daemon_process import wait_for
 from encmond.checkonce import run_once
-from encmond.daemon import load
 from encmond.db import Database
+from encmond.loading import load
 from encmond.model import Status
 from encmond.runner import Runner, build_jobs
 from encmond.state import State
@@ -141,6 +141,31 @@ def test_shift_between_columns(pair, write_config, items):
     on_target(pair, f"UPDATE {items} SET name = 'item 2', note = '0n20' WHERE id = 20")
     result = check_table(write_config, items)
     assert keys_of(result, "changed") == [(20,)]
+
+
+def test_commas_nulls_and_letter_n(pair, write_config, schema):
+    """Each target row would give the source row's text if fields were not delimited."""
+    table = create(
+        pair,
+        schema,
+        "fields",
+        "id INT PRIMARY KEY, a INT NULL, s VARCHAR(20) NULL, t VARCHAR(20) NULL, "
+        "v VARBINARY(20) NULL, w VARBINARY(20) NULL, flags BIT(8) NULL",
+        "seq, seq, 'x', NULL, 'a,b', 'c', b'101'",
+        rows=10,
+    )
+    on_target(
+        pair,
+        f"UPDATE {table} SET s = NULL, t = 'x' WHERE id = 2",
+        f"UPDATE {table} SET s = 'x,', t = '' WHERE id = 3",
+        f"UPDATE {table} SET s = 'N' WHERE id = 4",
+        f"UPDATE {table} SET v = 'a', w = 'b,c' WHERE id = 5",
+        f"UPDATE {table} SET a = NULL WHERE id = 6",
+        f"UPDATE {table} SET flags = b'100' WHERE id = 7",
+        f"UPDATE {table} SET flags = NULL WHERE id = 8",
+    )
+    result = check_table(write_config, table)
+    assert keys_of(result, "changed") == [(2,), (3,), (4,), (5,), (6,), (7,), (8,)]
 
 
 def test_decimal_float_datetime(pair, write_config, items):

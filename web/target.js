@@ -70,7 +70,9 @@ function catchUp(r) {
   if (!r) return null;
   const m = r.metrics;
   const rate = isNumber(m.lag_rate) ? m.lag_rate * 60 : null;
-  const trend = rate === null ? "needs more samples"
+  // Earlier samples in the window can give a slope while the lag is 0 now.
+  const trend = m.eta_seconds === 0 ? "none, caught up"
+    : rate === null ? "needs more samples"
     : Math.abs(rate) < 0.05 ? "steady"
       : `${rate < 0 ? "shrinks" : "grows"} by ${duration(Math.abs(rate))} per min`;
   return el("div", {className: "catch-up"},

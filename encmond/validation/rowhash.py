@@ -1,12 +1,21 @@
 """The SQL that turns rows into comparable values: row text, chunk sums, counts.
 
-A row's text is ``CONCAT_WS(',', QUOTE(c1), QUOTE(c2), ...)`` over every column
-in the source's column order. QUOTE writes NULL as the bare word NULL and
-every other value as a quoted string with quotes and backslashes escaped, so
-NULL, '' and 'NULL' give different texts and no value can move across a
-column boundary. Text columns are converted to utf8mb4 and compared with
-``utf8mb4_bin``, so the bytes hashed do not depend on the column's character
-set, and FLOAT columns are widened to DOUBLE, whose text keeps every bit.
+A row's text is ``CONCAT_WS(',', ...)`` over every column in the source's
+column order, and each column writes one or two fields:
+
+- numbers, dates and times write their value, or the letter N for NULL.
+  Their text never contains a comma and is never N, so the field ends at
+  the next comma and NULL differs from every value;
+- strings write their length, or N for NULL, then the value itself
+  (nothing for NULL). The length tells where the value ends, whatever
+  commas it contains, so NULL, '' and 'NULL' give different texts and no
+  part of a value can move across a column boundary;
+- other types (BIT, spatial, INET6, UUID) write ``QUOTE(value)``, which is
+  self-delimiting and NULL-safe.
+
+Text columns are converted to utf8mb4 and compared with ``utf8mb4_bin``, so
+the bytes hashed do not depend on the column's character set, and FLOAT
+columns are widened to DOUBLE, whose text keeps every bit.
 
 A chunk's measure is ``COUNT(*)``, ``SUM(h)`` and ``SUM(h * h)`` over
 ``h = CRC32(row text)``. Both sums are integer sums computed exactly as
@@ -17,32 +26,61 @@ even number of rows. docs/validation.md explains the choice.
 from __future__ import annotations
 
 from encmond.config import Table, quote_identifier
-from encmond.validation.shape import Column, Shape
+from encmond.validation.shape import INTEGER_TYPES, Column, Shape
 
 # MariaDB does not merge a derived table that has a LIMIT into the outer
 # query, so CRC32 runs once per row although the outer query reads h twice.
 NO_LIMIT = 18446744073709551615
 UTF8MB4 = "utf8mb4"
 
+# Types whose text is made of digits, signs, '.', 'e', ':', '-' and spaces.
+PLAIN_TYPES = INTEGER_TYPES | {
+    "decimal",
+    "float",
+    "double",
+    "date",
+    "datetime",
+    "timestamp",
+    "time",
+    "year",
+}
+BINARY_TYPES = {"binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob"}
 
-def column_text(column: Column, target_charset: str | None) -> str:
-    """Return the SQL for one column's text inside the row text."""
-    name = quote_identifier(column.name)
-    if column.data_type == "float":
-        return f"QUOTE({name} + 0e0)"
-    charsets = {column.charset, target_charset} - {None}
-    if not charsets:
-        return f"QUOTE({name})"
+
+def column_text(source: Column, target: Column | None) -> str:
+    """Return the SQL for one column's fields in the row text.
+
+    ``target`` is the same column on the target. Both servers run the same
+    SQL, so the choice depends on the types and character sets of both.
+    """
+    target = target or source
+    name = quote_identifier(source.name)
+    types = {source.data_type, target.data_type}
+    nullable = source.nullable or target.nullable
+    if types <= PLAIN_TYPES:
+        value = f"{name} + 0e0" if "float" in types else name
+        return f"IFNULL({value}, 'N')" if nullable else value
+    charsets = {source.charset, target.charset} - {None}
     if charsets == {UTF8MB4}:
-        return f"QUOTE({name} COLLATE utf8mb4_bin)"
-    return f"QUOTE(CONVERT({name} USING utf8mb4) COLLATE utf8mb4_bin)"
+        length, value = f"LENGTH({name})", f"{name} COLLATE utf8mb4_bin"
+    elif charsets:
+        # Characters, not bytes: the count is the same in either character set.
+        length = f"CHAR_LENGTH({name})"
+        value = f"CONVERT({name} USING utf8mb4) COLLATE utf8mb4_bin"
+    elif types <= BINARY_TYPES:
+        length, value = f"LENGTH({name})", name
+    else:
+        return f"QUOTE({name})"
+    if nullable:
+        length = f"IFNULL({length}, 'N')"
+    return f"{length}, {value}"
 
 
 def row_text(source: Shape, target: Shape) -> str:
     """Return the row text expression, the same SQL for both servers."""
-    target_charsets = {column.name: column.charset for column in target.columns}
+    target_columns = {column.name: column for column in target.columns}
     parts = [
-        column_text(column, target_charsets.get(column.name))
+        column_text(column, target_columns.get(column.name))
         for column in source.columns
     ]
     return "CONCAT_WS(','," + ", ".join(parts) + ")"

@@ -23,6 +23,7 @@ class Column:
     data_type: str
     charset: str | None
     collation: str | None
+    nullable: bool = True
 
 
 @dataclass
@@ -51,13 +52,20 @@ def read_shape(session: Session, table: Table) -> Shape:
     """Read the columns and the ordering key of ``table``."""
     rows = session.query(
         "SELECT COLUMN_NAME AS name, DATA_TYPE AS data_type, "
-        "CHARACTER_SET_NAME AS charset, COLLATION_NAME AS collation "
+        "CHARACTER_SET_NAME AS charset, COLLATION_NAME AS collation, "
+        "IS_NULLABLE AS nullable "
         "FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s "
         "AND TABLE_NAME = %s ORDER BY ORDINAL_POSITION",
         (table.schema, table.name),
     )
     columns = [
-        Column(r["name"], r["data_type"].lower(), r["charset"], r["collation"])
+        Column(
+            r["name"],
+            r["data_type"].lower(),
+            r["charset"],
+            r["collation"],
+            r["nullable"] == "YES",
+        )
         for r in rows
     ]
     index, key = ordering_key(session, table)
