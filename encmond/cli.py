@@ -12,7 +12,8 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -184,10 +185,29 @@ def main(argv: list[str] | None = None) -> int:
         print(f"encmond: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except BrokenPipeError:
-        # The reader of stdout went away (``encmond check | head``): stop
-        # quietly, and keep the interpreter from failing to flush at exit.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        # The reader of stdout went away (``encmond plugins | head``).
+        discard_stdout()
         return 0
+
+
+def discard_stdout() -> None:
+    """Send the rest of stdout to /dev/null, so the flush at exit cannot fail."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+@contextmanager
+def reader_may_leave() -> Iterator[None]:
+    """Print a report whose exit status is already known, even into a closed pipe.
+
+    With ``encmond cutover | head`` the reader may go away before the report
+    is written. The command then still exits with its verdict, never 0 for
+    NO-GO, because a runbook with ``set -o pipefail`` reads that status.
+    """
+    try:
+        yield
+        sys.stdout.flush()
+    except BrokenPipeError:
+        discard_stdout()
 
 
 def run_command(args, path: str) -> int:
@@ -248,19 +268,24 @@ def check_command(args, path: str) -> int:
     results = run_once(config, plugins, only)
     status = Status.worst(result.status for result in results)
     counts = {s.value: sum(r.status is s for r in results) for s in Status}
-    if args.json:
-        payload: dict[str, Any] = {
-            "status": status.value,
-            "counts": counts,
-            "results": [result.to_dict() for result in results],
-        }
-        print(json.dumps(payload, indent=2, default=str))
-        return status.exit_code
+    with reader_may_leave():
+        if args.json:
+            payload: dict[str, Any] = {
+                "status": status.value,
+                "counts": counts,
+                "results": [result.to_dict() for result in results],
+            }
+            print(json.dumps(payload, indent=2, default=str))
+        else:
+            print_results(results, status, counts)
+    return status.exit_code
+
+
+def print_results(results, status, counts: dict[str, int]) -> None:
     rows = [(r.check, r.server, r.subject, r.status.value, r.message) for r in results]
     print_table(("CHECK", "SERVER", "SUBJECT", "STATUS", "MESSAGE"), rows)
     summary = ", ".join(f"{n} {name}" for name, n in counts.items() if n)
     print(f"\n{status.value}: {summary or 'no results'}")
-    return status.exit_code
 
 
 def split_names(values: list[str] | None) -> list[str] | None:
@@ -277,10 +302,11 @@ def cutover_command(args, path: str) -> int:
 
     config, plugins = load(path)
     report = run_cutover(config, plugins, args.target)
-    if args.json:
-        print(json.dumps(report, indent=2, default=str))
-    else:
-        print(render(report))
+    with reader_may_leave():
+        if args.json:
+            print(json.dumps(report, indent=2, default=str))
+        else:
+            print(render(report))
     return 0 if report["go"] else 1
 
 

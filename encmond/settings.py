@@ -278,10 +278,21 @@ class Located:
     # because a YAML anchor can reuse a password under any key.
     secrets: set[str] = field(default_factory=set)
 
+    def mask(self, message: str) -> str:
+        """Replace each password that stands alone in ``message`` with ***.
+
+        Only whole occurrences count, not ones inside a longer word: masking
+        the "y" of "key" would garble the message and show where the
+        password's letters are.
+        """
+        for secret in sorted(self.secrets, key=len, reverse=True):
+            alone = rf"(?<!\w){re.escape(secret)}(?!\w)"
+            message = re.sub(alone, "***", message)
+        return message
+
     def error(self, path: tuple, message: str) -> ConfigError:
         """Build a ConfigError for the value at ``path`` (or its nearest parent)."""
-        for secret in sorted(self.secrets, key=len, reverse=True):
-            message = message.replace(secret, "***")
+        message = self.mask(message)
         key = ".".join(str(part) for part in path)
         origin = self.origins.get(path)
         if origin:

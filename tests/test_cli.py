@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -60,6 +61,29 @@ def test_check_critical_exit(write_config, pair):
     done = encmond("check", "--only", "connection", "-c", config)
     assert done.returncode == 2, done.stdout + done.stderr
     assert done.stdout.splitlines()[-1] == "CRITICAL: 1 OK, 1 CRITICAL"
+
+
+@pytest.mark.parametrize(
+    ("command", "status"), [(["check", "--only", "connection"], 2), (["cutover"], 1)]
+)
+def test_closed_pipe_keeps_status(write_config, pair, command, status):
+    """A reader that leaves early (``| head``) does not turn a failure into 0."""
+    target = {**pair.encmond_config()["target"], "port": free_port()}
+    config = write_config(target={**target, "retry_attempts": 1})
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "encmond", *command, "-c", str(config)],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        os.close(write_end)
+    assert done.returncode == status, done.stderr
+    assert "BrokenPipeError" not in done.stderr
 
 
 def test_check_unknown_only(write_config):

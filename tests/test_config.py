@@ -299,6 +299,14 @@ def test_password_masked_everywhere(write):
     assert "***" in str(error)
 
 
+def test_short_password_not_masked_in_words(write):
+    text = BASE.replace("password: source-secret", "password: 'y'")
+    text = text.replace("connection:  {interval: 10s}", "connection:  {intervall: 10s}")
+    error = error_of(write(text))
+    assert "unknown key 'intervall'; did you mean 'interval'?" in str(error)
+    assert "***" not in str(error)
+
+
 def test_password_list_masked(write):
     error = error_of(
         write(BASE.replace("password: source-secret", "password: [LEAKpw1]"))
