@@ -22,6 +22,8 @@ from encmond.store import Store
 log = logging.getLogger(__name__)
 
 NO_LONGER_MONITORED = "no longer monitored: removed from the configuration"
+# Store metadata: the configured tables, to find the ones removed across a restart.
+TABLES_META = "tables"
 
 
 @dataclass
@@ -55,6 +57,7 @@ class Monitor:
         self.outcome_listeners: list[Callable[[Job, Outcome], None]] = []
         self.databases: dict[str, Database] = {}
         self.config: Config | None = None
+        self.monitored: Callable[[str, str, str], bool] = lambda *key: True
         self.apply(self.prepare(config, plugins))
 
     def prepare(self, config: Config, plugins: Plugins) -> Setup:
@@ -102,9 +105,11 @@ class Monitor:
             for database in self.databases.values()
             if database not in setup.databases.values()
         ]
-        removed_tables: set[str] = set()
         if self.config is not None:
-            removed_tables = table_names(self.config) - table_names(setup.config)
+            previous = table_names(self.config)
+        else:
+            previous = set(self.store.get_meta(TABLES_META) or [])
+        removed_tables = previous - table_names(setup.config)
         self.config = setup.config
         self.plugins = setup.plugins
         self.databases = setup.databases
@@ -124,30 +129,36 @@ class Monitor:
         self.runner.forget(removed_tables)
         self.retire_unmonitored(removed_tables)
         self.retire_outbox(setup.config)
+        self.store.set_meta(TABLES_META, sorted(table_names(setup.config)))
         return retired
 
     def retire_unmonitored(self, removed_tables: set[str]) -> None:
-        """Resolve the alerts of checks, servers and tables no longer configured.
+        """Close the alerts and forget the results of what is no longer configured.
 
-        At start, ``removed_tables`` is empty: the previous configuration is
-        unknown, so alerts of a table dropped from it stay until they clear.
+        That is checks now disabled or gone, servers removed, and tables
+        removed since the last configuration, at a reload or since the last
+        start.
         """
         checks = {check.name for check in self.checks}
         servers = set(self.config.servers)
 
-        def monitored(alert: Alert) -> bool:
+        def monitored(check: str, server: str, subject: str) -> bool:
             return (
-                alert.check in checks
-                and alert.server in servers
-                and alert.subject not in removed_tables
+                check in checks and server in servers and subject not in removed_tables
             )
 
-        changes = self.alerts.retire(monitored, NO_LONGER_MONITORED)
-        if changes:
+        self.monitored = monitored
+        changes = self.alerts.retire(
+            lambda alert: monitored(alert.check, alert.server, alert.subject),
+            NO_LONGER_MONITORED,
+        )
+        forgotten = self.store.forget_latest(monitored)
+        if changes or forgotten:
             log.info(
-                "closed %d open alerts of checks, servers or tables no longer "
-                "configured",
+                "closed %d open alerts and forgot %d results of checks, servers "
+                "or tables no longer configured",
                 len(changes),
+                forgotten,
             )
 
     def retire_outbox(self, config: Config) -> None:
@@ -167,7 +178,13 @@ class Monitor:
         return outcome
 
     def record(self, job: Job, outcome: Outcome) -> None:
-        results = outcome.results
+        # A run that started before a reload can report what it removed.
+        results = [
+            result
+            for result in outcome.results
+            if self.monitored(result.check, result.server, result.subject)
+        ]
+        outcome.results = results
         self.store.save_results(results)
         for listener in self.outcome_listeners:
             try:

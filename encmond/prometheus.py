@@ -219,6 +219,8 @@ class StateCollector:
             if self.last_runs.get(key):
                 last_run.add_metric(list(key), self.last_runs[key])
             errors.add_metric(list(key), self.errors[key])
+        for key in [key for key in self.latest if not self.monitor.monitored(*key)]:
+            del self.latest[key]  # removed from the configuration by a reload
         for (check, server, subject), result in sorted(self.latest.items()):
             for state in Status:
                 value = int(result.status is state)

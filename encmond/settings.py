@@ -279,9 +279,9 @@ class Located:
     secrets: set[str] = field(default_factory=set)
 
     def mask(self, message: str) -> str:
-        """Replace each password that stands alone in ``message`` with ***.
+        """Replace each whole occurrence of a password in ``message`` with ***.
 
-        Only whole occurrences count, not ones inside a longer word: masking
+        An occurrence inside a longer word stays, because masking
         the "y" of "key" would garble the message and show where the
         password's letters are.
         """

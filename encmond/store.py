@@ -14,7 +14,7 @@ import math
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -131,6 +131,12 @@ MIGRATIONS: list[str] = [
         state TEXT NOT NULL,
         updated_at REAL NOT NULL,
         PRIMARY KEY (check_name, server, subject)
+    );
+    """,
+    """
+    CREATE TABLE meta (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL
     );
     """,
 ]
@@ -290,6 +296,37 @@ class Store:
             ).fetchone()
             self.series_ids[key] = row[0]
         return self.series_ids[key]
+
+    def get_meta(self, name: str) -> Any:
+        """Return the JSON value stored under ``name``, or None."""
+        row = self.reader.execute(
+            "SELECT value FROM meta WHERE name = ?", (name,)
+        ).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def set_meta(self, name: str, value: Any) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO meta VALUES (?, ?) ON CONFLICT (name) "
+                "DO UPDATE SET value = excluded.value",
+                (name, json.dumps(value)),
+            )
+
+    def forget_latest(self, keep: Callable[[str, str, str], bool]) -> int:
+        """Delete the latest results whose (check, server, subject) ``keep``
+        rejects; returns how many."""
+        keys = self.reader.execute(
+            "SELECT check_name, server, subject FROM latest"
+        ).fetchall()
+        gone = [tuple(key) for key in keys if not keep(*key)]
+        with self.transaction() as db:
+            for key in gone:
+                db.execute(
+                    "DELETE FROM latest WHERE check_name = ? AND server = ? "
+                    "AND subject = ?",
+                    key,
+                )
+        return len(gone)
 
     def latest(self) -> list[Result]:
         rows = self.reader.execute(

@@ -327,9 +327,39 @@ def test_reload_resolves_removed_alerts(
     assert f"[RESOLVED] probe on target: probe: {NO_LONGER_MONITORED}" in lines
     assert f"[RESOLVED] row_count on target: {table}: " in lines
     assert query_one(encmond.db_path, undelivered) == 0
-    assert re.search(
-        r"closed \d+ open alerts of checks, servers or tables", encmond.log_text()
+    assert table not in encmond.get("/metrics")[1]
+    retired = r"closed \d+ open alerts and forgot \d+ results"
+    assert re.search(retired, encmond.log_text())
+    assert encmond.stop() == 0
+
+
+def test_restart_resolves_removed_table(pair, schema, write_config, daemon):
+    table = f"{schema}.gone"
+    pair.source.execute(f"CREATE TABLE {table} (id INT PRIMARY KEY)")
+    pair.source.execute(f"INSERT INTO {table} VALUES (1), (2)")
+    pair.wait_caught_up()
+    pair.target.execute_unlogged(f"DELETE FROM {table} WHERE id = 2")
+    checks = {**QUIET_CHECKS, "row_count": {"interval": "1s"}}
+    config_path = write_config(tables=[table], checks=checks)
+    encmond = daemon(config_path)
+    wait_for(
+        lambda: (
+            ("row_count", table)
+            in {(a["check"], a["subject"]) for a in encmond.alerts("firing")}
+        ),
+        60,
+        message="the row_count alert never fired",
     )
+    assert encmond.stop() == 0
+
+    rewrite(config_path, tables=[])
+    encmond = daemon(config_path)
+    resolved = {
+        (a["check"], a["subject"]): a["message"] for a in encmond.alerts("resolved")
+    }
+    assert resolved[("row_count", table)] == NO_LONGER_MONITORED
+    assert not [a for a in encmond.alerts("firing") if a["subject"] == table]
+    assert table not in encmond.get("/metrics")[1]
     assert encmond.stop() == 0
 
 
