@@ -15,6 +15,7 @@ of the API (see ``encmond.webauth``).
 
 from __future__ import annotations
 
+import difflib
 import json
 import time
 from functools import partial
@@ -134,6 +135,17 @@ def create_silence(monitor: Monitor):
         raise webapp.BadParameter(
             "subject", "give at least one of check, server and subject to match"
         )
+    known = {"check": monitor.plugins.checks, "server": monitor.config.servers}
+    for name, names in known.items():
+        value = matchers[name]
+        if value and value not in names:
+            nearest = difflib.get_close_matches(value, names, n=1)
+            hint = f"; did you mean '{nearest[0]}'?" if nearest else ""
+            raise webapp.BadParameter(
+                name,
+                f"unknown {name} '{value}', so the silence would match nothing"
+                f"{hint} (known: {', '.join(sorted(names))})",
+            )
     seconds = silence_duration(data.get("duration"))
     by = text_field(data, "by", required=True)
     comment = text_field(data, "comment", limit=MAX_COMMENT) or ""

@@ -523,7 +523,13 @@ def read_secret_file(value: str, base: Path, located: Located, path: tuple) -> s
     except UnicodeDecodeError:
         raise located.error(path, f"{file} is not valid UTF-8 text") from None
     lines = text.splitlines()
-    return lines[0] if lines else ""
+    if not lines or not lines[0]:
+        raise located.error(
+            path,
+            f"{file} is empty: write the secret on its first line "
+            "(an account without a password takes password: '' instead)",
+        )
+    return lines[0]
 
 
 def parse_table(value: Any) -> Table:

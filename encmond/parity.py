@@ -51,7 +51,10 @@ def errant_gtids(target: GtidState, source: GtidState) -> dict[str, str]:
         if domain not in source_domains:
             reason = f"domain {domain} was never written on the source"
         elif written is None:
-            reason = f"server_id {server_id} never wrote to domain {domain} there"
+            reason = (
+                f"the source has no transaction from server_id {server_id} "
+                f"in domain {domain}"
+            )
         else:
             reason = f"the source is at {format_gtid(key, written)}"
         errant[format_gtid(key, sequence)] = reason

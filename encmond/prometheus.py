@@ -110,8 +110,9 @@ class StateCollector:
     def replication_metrics(self, targets: list[str]) -> Iterator[Metric]:
         lag = GaugeMetricFamily(
             "encmond_replica_lag_seconds",
-            "Seconds_Behind_Master of the target; NaN while unknown "
-            "(see encmond_replica_lag_known)",
+            "replica lag of the target from the signal that drives the lag "
+            "alert (Seconds_Behind_Master, GTID or heartbeat); NaN while "
+            "unknown (see encmond_replica_lag_known)",
             labels=["target"],
         )
         lag_known = GaugeMetricFamily(

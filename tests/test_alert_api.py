@@ -160,12 +160,21 @@ def test_silence_lifecycle(app, monitor):
         ({"subject": "target", "duration": "400d", "by": "alice"}, "duration"),
         ({"subject": "target", "duration": "2h"}, "by"),
         ({"subject": 5, "duration": "2h", "by": "alice"}, "subject"),
+        ({"check": "nosuchcheck", "duration": "2h", "by": "alice"}, "check"),
+        ({"server": "tagret", "duration": "2h", "by": "alice"}, "server"),
     ],
 )
 def test_silence_rejects(app, body, parameter):
     status, answer = call(app, "POST", "/api/silences", body)
     assert status == 400
     assert answer["parameter"] == parameter
+
+
+def test_silence_typo_suggests_check(app):
+    body = {"check": "replica_lagg", "duration": "2h", "by": "alice"}
+    status, answer = call(app, "POST", "/api/silences", body)
+    assert status == 400
+    assert "did you mean 'replica_lag'?" in answer["error"]
 
 
 def test_silence_unknown(app):

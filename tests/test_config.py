@@ -307,6 +307,13 @@ def test_short_password_not_masked_in_words(write):
     assert "***" not in str(error)
 
 
+def test_empty_password_file_rejected(write, tmp_path):
+    (tmp_path / "target.password").write_text("")
+    error = error_of(write())
+    assert error.key == "target.password_file"
+    assert "is empty" in str(error)
+
+
 def test_password_list_masked(write):
     error = error_of(
         write(BASE.replace("password: source-secret", "password: [LEAKpw1]"))

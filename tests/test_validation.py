@@ -434,7 +434,7 @@ def test_stopped_sql_thread_behind(pair, job_of, items, caplog):
     for result in (first, second):
         assert result.status is Status.UNKNOWN
         assert result.details["state"] == "behind"
-        assert "target lag is unknown (replication SQL thread No)" in result.message
+        assert "replication thread not running: SQL No" in result.message
     assert caplog.text.count("pausing validation") == 1
     assert third.details["state"] == "match", third.message
     assert caplog.text.count("resuming validation") == 1

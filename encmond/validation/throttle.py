@@ -60,9 +60,8 @@ class Throttle:
         if status is not None:
             lag = status["lag_seconds"]
             if lag is None:
-                sql = status["sql_running"] or "not running"
                 return (
-                    f"target lag is unknown (replication SQL thread {sql})",
+                    f"target lag is unknown ({thread_states(status)})",
                     LAG,
                     False,
                 )
@@ -126,3 +125,13 @@ class Throttle:
         self.paused_seconds += time.monotonic() - started
         self.checked_at = time.monotonic()
         return reason, kind
+
+
+def thread_states(status: dict) -> str:
+    """Name the replication threads that are not running, or both states."""
+    threads = {"IO": status.get("io_running"), "SQL": status.get("sql_running")}
+    stopped = [name for name, running in threads.items() if running != "Yes"]
+    if not stopped:
+        return "replication IO and SQL threads running"
+    states = ", ".join(f"{name} {threads[name] or 'No'}" for name in stopped)
+    return f"replication thread not running: {states}"
