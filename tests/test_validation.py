@@ -17,6 +17,8 @@ from encmond.model import Status
 from encmond.runner import Runner, build_jobs
 from encmond.state import State
 from encmond.store import Store
+from encmond.validation.chunks import Chunk
+from encmond.validation.engine import finish
 from encmond.validation.progress import PassState, ProgressStore
 from encmond.validation.report import Outcome, table_result
 
@@ -494,6 +496,33 @@ def test_pass_resumes_from_store(pair, job_of, items, tmp_path):
         store.close()
 
 
+def test_capped_differences_no_exact_total(pair, write_config, items):
+    """With more differing rows than max_differences, the message gives a
+    lower bound and the diverged ranges cover every changed row."""
+    on_target(
+        pair,
+        f"UPDATE {items} SET name = 'other' WHERE id BETWEEN 501 AND 1600",
+    )
+    result = check_table(write_config, items, max_differences=100)
+    assert result.status is Status.CRITICAL
+    assert result.details["state"] == "diverged"
+    listed = len(result.details["differences"])
+    assert 0 < listed <= 100
+    assert keys_of(result, "changed") == keys_of(result)
+    assert result.message.startswith(f"data differs in at least {listed} rows (")
+    assert "listed up to max_differences = 100" in result.message
+    assert "key range" in result.message
+    ranges = [bounds(described) for described in result.details["diverged_ranges"]]
+    for key in range(501, 1601):
+        assert any(low < key <= high for low, high in ranges), key
+
+
+def bounds(described: str) -> tuple[float, float]:
+    """Return the bounds of an integer key range such as ``(id) in (5, 9]``."""
+    low, high = described.split(" in (")[1].rstrip("])").split(", ")
+    return float(low), float(high)
+
+
 def test_stale_after_age():
     now = time.time()
     state = PassState(first_seen=now - 7200, last_clean_pass=now - 3600)
@@ -506,6 +535,37 @@ def test_stale_after_age():
     assert stale.details["stale"] is True
     assert stale.details["state"] == "match"
     assert "stale: no clean pass for" in stale.message
+
+
+def diverged_entry(lower, upper, localised=True):
+    """Return a diverged chunk (lower, upper] of an integer key as a pass keeps it."""
+    chunk = Chunk((lower,), (upper,))
+    return {"chunk": chunk.to_json(), "rows": upper - lower, "localised": localised}
+
+
+def changed(*keys):
+    return [{"key": {"id": key}, "kind": "changed"} for key in keys]
+
+
+def test_unlisted_ranges_no_exact_total():
+    """Rows beyond max_differences, or in chunks never read row by row,
+    turn the listed count into a lower bound."""
+    state = PassState(first_seen=time.time())
+    state.diverged = [diverged_entry(0, 10), diverged_entry(600, 1100, False)]
+    state.differences = changed(1, 2)
+    finish(state)
+    outcome = Outcome("checksum", ["id"], stale_after=3600, max_differences=100)
+    unlisted = table_result("s.t", state, outcome).message
+    assert unlisted.startswith("data differs in at least 2 rows (2 changed): ")
+    assert "; and in 1 key range whose rows are not all listed: " in unlisted
+    assert unlisted.endswith("(id) in (600, 1100]")
+
+    capped = Outcome("checksum", ["id"], stale_after=3600, max_differences=2)
+    message = table_result("s.t", state, capped).message
+    assert message.startswith(
+        "data differs in at least 2 rows "
+        "(2 changed, listed up to max_differences = 2): id=1; id=2"
+    )
 
 
 def test_config_rejects_bad_chunk_time(write_config):

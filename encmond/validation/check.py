@@ -120,6 +120,7 @@ class ValidationCheck(Check):
             whole_table,
             wait_timeout=settings["wait_timeout"],
             stale_after=settings["stale_after"],
+            max_differences=settings["max_differences"],
         )
 
     def compare_table(self, ctx: CheckContext, table: Table, run: Run) -> Result:

@@ -43,6 +43,7 @@ class Outcome:
     paused_seconds: float = 0.0
     paused: str | None = None
     paused_by: str = ""
+    max_differences: int = 0
 
 
 def pass_view(state: PassState) -> dict[str, Any]:
@@ -92,8 +93,8 @@ def table_result(table: Table, state: PassState, outcome: Outcome) -> Result:
 
 def describe(name: str, summary: dict, state: PassState, outcome: Outcome) -> str:
     if name == MATCH:
-        rows, chunks = summary["rows_checked"], summary["chunks_done"]
-        return f"{rows} rows match in {chunks} chunks"
+        rows = plural(summary["rows_checked"], "row")
+        return f"{rows} match in {plural(summary['chunks_done'], 'chunk')}"
     if name == IN_PROGRESS and outcome.paused:
         return f"{progress_text(state)}; paused: {outcome.paused}"
     if name == IN_PROGRESS:
@@ -108,33 +109,63 @@ def describe(name: str, summary: dict, state: PassState, outcome: Outcome) -> st
     if name == IN_FLUX:
         ranges = chunk_list(summary["in_flux"], outcome.key)
         return (
-            f"{len(summary['in_flux'])} chunks changed during every comparison "
-            f"({ranges}); compared again on the next pass"
+            f"{plural(len(summary['in_flux']), 'chunk')} changed during every "
+            f"comparison ({ranges}); compared again on the next pass"
         )
     return diverged_text(summary, outcome)
 
 
 def diverged_text(summary: dict, outcome: Outcome) -> str:
-    chunks = [entry["chunk"] for entry in summary["diverged"]]
-    ranges = chunk_list(chunks, outcome.key)
+    """Describe a divergence without ever stating fewer differing rows than
+    there are. The listed rows are a lower bound whenever the list reached
+    ``max_differences`` or some diverged chunks were not narrowed to rows.
+    """
+    entries = summary["diverged"]
     if outcome.check == "row_count":
+        ranges = chunk_list([entry["chunk"] for entry in entries], outcome.key)
         return (
-            f"row counts differ in {len(chunks)} key ranges ({ranges}): "
-            f"source {summary['source_rows']} rows, target {summary['target_rows']}"
+            f"row counts differ in {plural(len(entries), 'key range')} ({ranges}): "
+            f"source {plural(summary['source_rows'], 'row')}, "
+            f"target {summary['target_rows']}"
         )
     differences = summary["differences"]
     if not differences:
-        return f"data differs in {len(chunks)} chunks ({ranges})"
+        ranges = chunk_list([entry["chunk"] for entry in entries], outcome.key)
+        return f"data differs in {plural(len(entries), 'chunk')} ({ranges})"
+    unlisted = [entry["chunk"] for entry in entries if not entry.get("localised")]
+    capped = bool(outcome.max_differences) and (
+        len(differences) >= outcome.max_differences
+    )
+    rows = plural(len(differences), "row")
+    counts, keys = kind_counts(differences), key_list(differences)
+    if not unlisted and not capped:
+        return f"data differs in {rows} ({counts}): {keys}"
+    if capped:
+        counts += f", listed up to max_differences = {outcome.max_differences}"
+    text = f"data differs in at least {rows} ({counts}): {keys}"
+    if unlisted:
+        ranges = chunk_list(unlisted, outcome.key)
+        text += (
+            f"; and in {plural(len(unlisted), 'key range')} whose rows are not "
+            f"all listed: {ranges}"
+        )
+    return text
+
+
+def kind_counts(differences: list[dict]) -> str:
+    """Return the differences counted by kind: ``2 changed, 1 missing_on_target``."""
     kinds: dict[str, int] = {}
     for difference in differences:
         kinds[difference["kind"]] = kinds.get(difference["kind"], 0) + 1
-    counts = ", ".join(f"{count} {kind}" for kind, count in sorted(kinds.items()))
+    return ", ".join(f"{count} {kind}" for kind, count in sorted(kinds.items()))
+
+
+def key_list(differences: list[dict]) -> str:
     keys = "; ".join(
         ", ".join(f"{k}={v}" for k, v in difference["key"].items())
         for difference in differences[:SHOWN_KEYS]
     )
-    more = ", ..." if len(differences) > SHOWN_KEYS else ""
-    return f"data differs in {len(differences)} rows ({counts}): {keys}{more}"
+    return keys + (", ..." if len(differences) > SHOWN_KEYS else "")
 
 
 def chunk_list(chunks: list[dict], key: list[str]) -> str:
@@ -142,9 +173,17 @@ def chunk_list(chunks: list[dict], key: list[str]) -> str:
     return "; ".join(summary) + ("; ..." if len(chunks) > SHOWN_KEYS else "")
 
 
+def plural(count: int, noun: str) -> str:
+    """Return the count with the noun in singular or plural: ``1 row``, ``2 rows``."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 def progress_text(state: PassState) -> str:
     done = percent(state)
-    text = f"pass in progress: {state.chunks_done} chunks, {state.rows_checked} rows"
+    text = (
+        f"pass in progress: {plural(state.chunks_done, 'chunk')}, "
+        f"{plural(state.rows_checked, 'row')}"
+    )
     if done is not None:
         text += f", about {done:.0f} %"
     left = eta(state)
