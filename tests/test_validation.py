@@ -547,6 +547,49 @@ def changed(*keys):
     return [{"key": {"id": key}, "kind": "changed"} for key in keys]
 
 
+def test_running_pass_keeps_last_divergence():
+    """While a new pass runs, the last finished pass's keys stay listed
+    together with the running pass's, and the finished new pass replaces them."""
+    now = time.time()
+    state = PassState(first_seen=now - 60)
+    state.diverged = [diverged_entry(0, 10), diverged_entry(10, 20)]
+    state.differences = changed(3, 5, 12)
+    state.last_pass = state.summary("diverged") | {"finished_at": now - 30}
+    state.start(now)
+    state.diverged = [diverged_entry(0, 10), diverged_entry(40, 50)]
+    state.differences = [{"key": {"id": 3}, "kind": "missing_on_target"}]
+    state.differences += changed(44)
+    outcome = Outcome("checksum", ["id"], stale_after=3600)
+
+    running = table_result("s.t", state, outcome)
+    assert running.status is Status.CRITICAL
+    assert running.details["state"] == "diverged"
+    assert running.details["differences"] == [
+        {"key": {"id": 3}, "kind": "missing_on_target"},
+        *changed(5, 12, 44),
+    ]
+    assert running.details["diverged_ranges"] == [
+        "(id) in (0, 10]",
+        "(id) in (10, 20]",
+        "(id) in (40, 50]",
+    ]
+    assert running.message.startswith("data differs in 4 rows (")
+
+    state.differences = []
+    state.diverged = []
+    still_running = table_result("s.t", state, outcome)
+    assert still_running.details["state"] == "diverged"
+    assert len(still_running.details["differences"]) == 3
+
+    state.diverged = [diverged_entry(40, 50)]
+    state.differences = changed(44)
+    finish(state)
+    finished = table_result("s.t", state, outcome)
+    assert finished.details["differences"] == changed(44)
+    assert finished.details["diverged_ranges"] == ["(id) in (40, 50]"]
+    assert finished.message == "data differs in 1 row (1 changed): id=44"
+
+
 def test_unlisted_ranges_no_exact_total():
     """Rows beyond max_differences, or in chunks never read row by row,
     turn the listed count into a lower bound."""

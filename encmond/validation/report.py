@@ -8,6 +8,7 @@ pass without a diverged or changing chunk finished, or None.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -54,21 +55,40 @@ def pass_view(state: PassState) -> dict[str, Any]:
 def choose(state: PassState, outcome: Outcome) -> tuple[str, dict[str, Any]]:
     """Return the table's state and the summary of the pass that shows it.
 
-    A diverged chunk in the running pass comes first, then a lagging target.
-    Next comes a divergence found by the last finished pass, which stays
-    until a new pass has checked the table again.
+    A divergence comes first. While a pass runs, the diverged chunks of the
+    last finished pass stay, joined with those the running pass has found so
+    far, until the running pass finishes. A lagging target comes next.
     """
     current = pass_view(state) if state.running else None
     last = state.last_pass
+    last_diverged = last is not None and last["state"] == DIVERGED
+    if current and last_diverged:
+        return DIVERGED, joined(last, current)
     if current and current["diverged"]:
         return DIVERGED, current
     if outcome.behind or (outcome.paused and outcome.paused_by == LAG):
         return BEHIND, current or last or pass_view(state)
-    if current and last and last["state"] == DIVERGED:
-        return DIVERGED, last
     if current or last is None:
         return IN_PROGRESS, current or pass_view(state)
     return last["state"], last
+
+
+def joined(last: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
+    """Return ``last`` with the running pass's diverged chunks and differences
+    added, one per key range and one per key, the running pass's entry winning.
+    """
+    chunks = {
+        json.dumps(entry["chunk"], sort_keys=True, default=str): entry
+        for entry in [*last["diverged"], *current["diverged"]]
+    }
+    differences = {
+        json.dumps(difference["key"], sort_keys=True, default=str): difference
+        for difference in [*last["differences"], *current["differences"]]
+    }
+    return last | {
+        "diverged": list(chunks.values()),
+        "differences": list(differences.values()),
+    }
 
 
 def table_result(table: Table, state: PassState, outcome: Outcome) -> Result:
