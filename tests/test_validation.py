@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import random
+import subprocess
+import sys
 import threading
 import time
 
+import pymysql
 import pytest
 
 from daemon_process import wait_for
@@ -494,6 +499,86 @@ def test_pass_resumes_from_store(pair, job_of, items, tmp_path):
         assert reopened.last_pass["state"] == "diverged"
     finally:
         store.close()
+
+
+QUERY_INTERRUPTED = 1317  # the MariaDB error of a query ended by KILL QUERY
+
+
+@contextlib.contextmanager
+def busy_source(pair, sessions):
+    """Hold ``sessions`` queries running on the source, so that its
+    Threads_running is above ``sessions``, until the block ends."""
+    connections = [pair.source.connect(read_timeout=300) for _ in range(sessions)]
+    ids = [connection.thread_id() for connection in connections]
+
+    def sleep(connection):
+        with connection.cursor() as cursor:
+            try:
+                cursor.execute("SELECT SLEEP(300)")
+            except pymysql.err.OperationalError as exc:
+                if exc.args[0] != QUERY_INTERRUPTED:
+                    raise
+
+    threads = [
+        threading.Thread(target=sleep, args=(connection,), daemon=True)
+        for connection in connections
+    ]
+    for thread in threads:
+        thread.start()
+
+    def threads_running():
+        rows = pair.source.execute("SHOW GLOBAL STATUS LIKE 'Threads_running'")
+        return int(rows[0]["Value"])
+
+    try:
+        wait_for(lambda: threads_running() > sessions, 30)
+        yield
+    finally:
+        for thread_id in ids:
+            pair.source.execute(f"KILL QUERY {thread_id}")
+        for thread, connection in zip(threads, connections, strict=True):
+            thread.join(30)
+            connection.close()
+
+
+def test_unfinished_one_shot_unknown(pair, write_config, job_of, items, tmp_path):
+    """A pass that a busy source keeps from finishing is UNKNOWN in
+    ``encmond check``, whose progress ends with it, and in progress (OK) in
+    the daemon, whose next run goes on with it."""
+    on_target(pair, f"UPDATE {items} SET name = 'other' WHERE id = 1990")
+    limits = {"max_threads_running": 2, "wait_timeout": "1s"}
+    path = write_config(tables=[items], checks={"checksum": limits})
+    store = Store(str(tmp_path / "daemon.db"))
+    try:
+        with busy_source(pair, 3):
+            done = subprocess.run(
+                [sys.executable, "-m", "encmond", "check", "--json"]
+                + ["--only", "checksum", "-c", str(path)],
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            daemon_result = run_job(job_of(items, store, **limits))
+    finally:
+        store.close()
+
+    assert done.returncode == 1, done.stdout + done.stderr
+    [one_shot] = [
+        r for r in json.loads(done.stdout)["results"] if r["subject"] == items
+    ]
+    assert one_shot["status"] == "UNKNOWN"
+    assert one_shot["details"]["state"] == "in_progress"
+    message = one_shot["message"]
+    assert message.startswith(
+        "not validated: the pass did not finish within the check's timeout of "
+    )
+    assert "it compared 0 chunks, 0 rows, about 0 % of the table" in message
+    assert "paused: source Threads_running" in message
+    assert "raise checks.checksum.timeout" in message
+
+    assert daemon_result.status is Status.OK, daemon_result.message
+    assert daemon_result.details["state"] == "in_progress"
+    assert daemon_result.message.startswith("pass in progress: 0 chunks, 0 rows")
 
 
 def test_capped_differences_no_exact_total(pair, write_config, items):

@@ -45,6 +45,10 @@ class Outcome:
     paused: str | None = None
     paused_by: str = ""
     max_differences: int = 0
+    timeout: float = 0.0
+    # False when a later run does not go on with this pass, as in
+    # ``encmond check``, whose progress lives only as long as the command.
+    resumable: bool = True
 
 
 def pass_view(state: PassState) -> dict[str, Any]:
@@ -98,6 +102,11 @@ def table_result(table: Table, state: PassState, outcome: Outcome) -> Result:
     stale = name != DIVERGED and now - since > outcome.stale_after
     status = Status.WARNING if stale else STATUS_OF_STATE[name]
     message = describe(name, summary, state, outcome)
+    if name == IN_PROGRESS and not outcome.resumable:
+        # No later run finishes this pass, so "no difference so far" is no
+        # result. An OK here would pass a one-shot check of a changed table.
+        status = Status.worst([status, Status.UNKNOWN])
+        message = unfinished_text(state, outcome)
     if outcome.whole_table:
         message = f"{outcome.whole_table}, so the whole table is compared: {message}"
     if stale:
@@ -210,6 +219,24 @@ def progress_text(state: PassState) -> str:
     if left is not None:
         text += f", about {left:.0f} s left"
     return text
+
+
+def unfinished_text(state: PassState, outcome: Outcome) -> str:
+    """Describe a pass that stopped unfinished where no later run resumes it."""
+    text = (
+        f"not validated: the pass did not finish within the check's timeout of "
+        f"{outcome.timeout:g} s; it compared {plural(state.chunks_done, 'chunk')}, "
+        f"{plural(state.rows_checked, 'row')}"
+    )
+    done = percent(state)
+    if done is not None:
+        text += f", about {done:.0f} % of the table"
+    if outcome.paused:
+        text += f"; paused: {outcome.paused}"
+    return text + (
+        f"; this run does not resume the pass, so raise checks.{outcome.check}."
+        "timeout or read the daemon's result (encmond run resumes its passes)"
+    )
 
 
 def percent(state: PassState) -> float | None:
