@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import random
+import subprocess
+import sys
 import threading
 import time
 
+import pymysql
 import pytest
 
 from daemon_process import wait_for
@@ -17,6 +22,8 @@ from encmond.model import Status
 from encmond.runner import Runner, build_jobs
 from encmond.state import State
 from encmond.store import Store
+from encmond.validation.chunks import Chunk
+from encmond.validation.engine import finish
 from encmond.validation.progress import PassState, ProgressStore
 from encmond.validation.report import Outcome, table_result
 
@@ -494,6 +501,113 @@ def test_pass_resumes_from_store(pair, job_of, items, tmp_path):
         store.close()
 
 
+QUERY_INTERRUPTED = 1317  # the MariaDB error of a query ended by KILL QUERY
+
+
+@contextlib.contextmanager
+def busy_source(pair, sessions):
+    """Hold ``sessions`` queries running on the source, so that its
+    Threads_running is above ``sessions``, until the block ends."""
+    connections = [pair.source.connect(read_timeout=300) for _ in range(sessions)]
+    ids = [connection.thread_id() for connection in connections]
+
+    def sleep(connection):
+        with connection.cursor() as cursor:
+            try:
+                cursor.execute("SELECT SLEEP(300)")
+            except pymysql.err.OperationalError as exc:
+                if exc.args[0] != QUERY_INTERRUPTED:
+                    raise
+
+    threads = [
+        threading.Thread(target=sleep, args=(connection,), daemon=True)
+        for connection in connections
+    ]
+    for thread in threads:
+        thread.start()
+
+    def threads_running():
+        rows = pair.source.execute("SHOW GLOBAL STATUS LIKE 'Threads_running'")
+        return int(rows[0]["Value"])
+
+    try:
+        wait_for(lambda: threads_running() > sessions, 30)
+        yield
+    finally:
+        for thread_id in ids:
+            pair.source.execute(f"KILL QUERY {thread_id}")
+        for thread, connection in zip(threads, connections, strict=True):
+            thread.join(30)
+            connection.close()
+
+
+def test_unfinished_one_shot_unknown(pair, write_config, job_of, items, tmp_path):
+    """A pass that a busy source keeps from finishing is UNKNOWN in
+    ``encmond check``, whose progress ends with it, and in progress (OK) in
+    the daemon, whose next run goes on with it."""
+    on_target(pair, f"UPDATE {items} SET name = 'other' WHERE id = 1990")
+    limits = {"max_threads_running": 2, "wait_timeout": "1s"}
+    path = write_config(tables=[items], checks={"checksum": limits})
+    store = Store(str(tmp_path / "daemon.db"))
+    try:
+        with busy_source(pair, 3):
+            done = subprocess.run(
+                [sys.executable, "-m", "encmond", "check", "--json"]
+                + ["--only", "checksum", "-c", str(path)],
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            daemon_result = run_job(job_of(items, store, **limits))
+    finally:
+        store.close()
+
+    assert done.returncode == 1, done.stdout + done.stderr
+    [one_shot] = [
+        r for r in json.loads(done.stdout)["results"] if r["subject"] == items
+    ]
+    assert one_shot["status"] == "UNKNOWN"
+    assert one_shot["details"]["state"] == "in_progress"
+    message = one_shot["message"]
+    assert message.startswith(
+        "not validated: the pass did not finish within the check's timeout of "
+    )
+    assert "it compared 0 chunks, 0 rows, about 0 % of the table" in message
+    assert "paused: source Threads_running" in message
+    assert "raise checks.checksum.timeout" in message
+
+    assert daemon_result.status is Status.OK, daemon_result.message
+    assert daemon_result.details["state"] == "in_progress"
+    assert daemon_result.message.startswith("pass in progress: 0 chunks, 0 rows")
+
+
+def test_capped_differences_no_exact_total(pair, write_config, items):
+    """With more differing rows than max_differences, the message gives a
+    lower bound and the diverged ranges cover every changed row."""
+    on_target(
+        pair,
+        f"UPDATE {items} SET name = 'other' WHERE id BETWEEN 501 AND 1600",
+    )
+    result = check_table(write_config, items, max_differences=100)
+    assert result.status is Status.CRITICAL
+    assert result.details["state"] == "diverged"
+    listed = len(result.details["differences"])
+    assert 0 < listed <= 100
+    assert keys_of(result, "changed") == keys_of(result)
+    assert result.message.startswith(f"data differs in at least {listed} rows (")
+    assert "listed up to max_differences = 100" in result.message
+    assert "key range" in result.message
+    ranges = [bounds(described) for described in result.details["diverged_ranges"]]
+    for key in range(501, 1601):
+        assert any(low < key <= high for low, high in ranges), key
+
+
+def bounds(described: str) -> tuple[float, float]:
+    """Return the bounds of an integer key range such as ``(id) in (5, 9]``."""
+    low, high = described.split(" in (")[1].rstrip("])").split(", ")
+    return float(low), float(high)
+
+
 def test_stale_after_age():
     now = time.time()
     state = PassState(first_seen=now - 7200, last_clean_pass=now - 3600)
@@ -506,6 +620,80 @@ def test_stale_after_age():
     assert stale.details["stale"] is True
     assert stale.details["state"] == "match"
     assert "stale: no clean pass for" in stale.message
+
+
+def diverged_entry(lower, upper, localised=True):
+    """Return a diverged chunk (lower, upper] of an integer key as a pass keeps it."""
+    chunk = Chunk((lower,), (upper,))
+    return {"chunk": chunk.to_json(), "rows": upper - lower, "localised": localised}
+
+
+def changed(*keys):
+    return [{"key": {"id": key}, "kind": "changed"} for key in keys]
+
+
+def test_running_pass_keeps_last_divergence():
+    """While a new pass runs, the last finished pass's keys stay listed
+    together with the running pass's, and the finished new pass replaces them."""
+    now = time.time()
+    state = PassState(first_seen=now - 60)
+    state.diverged = [diverged_entry(0, 10), diverged_entry(10, 20)]
+    state.differences = changed(3, 5, 12)
+    state.last_pass = state.summary("diverged") | {"finished_at": now - 30}
+    state.start(now)
+    state.diverged = [diverged_entry(0, 10), diverged_entry(40, 50)]
+    state.differences = [{"key": {"id": 3}, "kind": "missing_on_target"}]
+    state.differences += changed(44)
+    outcome = Outcome("checksum", ["id"], stale_after=3600)
+
+    running = table_result("s.t", state, outcome)
+    assert running.status is Status.CRITICAL
+    assert running.details["state"] == "diverged"
+    assert running.details["differences"] == [
+        {"key": {"id": 3}, "kind": "missing_on_target"},
+        *changed(5, 12, 44),
+    ]
+    assert running.details["diverged_ranges"] == [
+        "(id) in (0, 10]",
+        "(id) in (10, 20]",
+        "(id) in (40, 50]",
+    ]
+    assert running.message.startswith("data differs in 4 rows (")
+
+    state.differences = []
+    state.diverged = []
+    still_running = table_result("s.t", state, outcome)
+    assert still_running.details["state"] == "diverged"
+    assert len(still_running.details["differences"]) == 3
+
+    state.diverged = [diverged_entry(40, 50)]
+    state.differences = changed(44)
+    finish(state)
+    finished = table_result("s.t", state, outcome)
+    assert finished.details["differences"] == changed(44)
+    assert finished.details["diverged_ranges"] == ["(id) in (40, 50]"]
+    assert finished.message == "data differs in 1 row (1 changed): id=44"
+
+
+def test_unlisted_ranges_no_exact_total():
+    """Rows beyond max_differences, or in chunks never read row by row,
+    turn the listed count into a lower bound."""
+    state = PassState(first_seen=time.time())
+    state.diverged = [diverged_entry(0, 10), diverged_entry(600, 1100, False)]
+    state.differences = changed(1, 2)
+    finish(state)
+    outcome = Outcome("checksum", ["id"], stale_after=3600, max_differences=100)
+    unlisted = table_result("s.t", state, outcome).message
+    assert unlisted.startswith("data differs in at least 2 rows (2 changed): ")
+    assert "; and in 1 key range whose rows are not all listed: " in unlisted
+    assert unlisted.endswith("(id) in (600, 1100]")
+
+    capped = Outcome("checksum", ["id"], stale_after=3600, max_differences=2)
+    message = table_result("s.t", state, capped).message
+    assert message.startswith(
+        "data differs in at least 2 rows "
+        "(2 changed, listed up to max_differences = 2): id=1; id=2"
+    )
 
 
 def test_config_rejects_bad_chunk_time(write_config):

@@ -120,6 +120,10 @@ class ValidationCheck(Check):
             whole_table,
             wait_timeout=settings["wait_timeout"],
             stale_after=settings["stale_after"],
+            max_differences=settings["max_differences"],
+            timeout=self.settings["timeout"],
+            # Without a writable store the progress ends with the command.
+            resumable=self.progress.store is not None,
         )
 
     def compare_table(self, ctx: CheckContext, table: Table, run: Run) -> Result:

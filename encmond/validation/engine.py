@@ -261,7 +261,12 @@ class TableValidation:
                 state.recheck.append(observation_entry(chunk, seen, attempts))
 
     def diverged(self, pinned, state: PassState, chunk: Chunk, seen: Observation):
-        entry = observation_entry(chunk, seen)
+        """Record a diverged chunk and list its differing rows while there is room.
+
+        ``entry["localised"]`` is True when the chunk was read row by row and
+        every row found different there is in ``state.differences``.
+        """
+        entry = observation_entry(chunk, seen) | {"localised": False}
         state.diverged.append(entry)
         self.log.warning(
             "%s: %s differs after the target applied %s",
@@ -275,9 +280,10 @@ class TableValidation:
         if not self.source_shape.key or entry["rows"] > LEAF_ROWS:
             return
         shapes = (self.source_shape, self.target_shape)
-        found = leaf_differences(pinned, shapes, self.table, chunk)[:room]
+        found = leaf_differences(pinned, shapes, self.table, chunk)
         names = self.source_shape.key
-        state.differences += [difference.to_json(names) for difference in found]
+        state.differences += [difference.to_json(names) for difference in found[:room]]
+        entry["localised"] = 0 < len(found) <= room
 
 
 def record(state: PassState, chunk: Chunk, source: Reading, target: Reading):

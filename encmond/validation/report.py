@@ -8,6 +8,7 @@ pass without a diverged or changing chunk finished, or None.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -43,6 +44,11 @@ class Outcome:
     paused_seconds: float = 0.0
     paused: str | None = None
     paused_by: str = ""
+    max_differences: int = 0
+    timeout: float = 0.0
+    # False when a later run does not go on with this pass, as in
+    # ``encmond check``, whose progress lives only as long as the command.
+    resumable: bool = True
 
 
 def pass_view(state: PassState) -> dict[str, Any]:
@@ -53,21 +59,40 @@ def pass_view(state: PassState) -> dict[str, Any]:
 def choose(state: PassState, outcome: Outcome) -> tuple[str, dict[str, Any]]:
     """Return the table's state and the summary of the pass that shows it.
 
-    A diverged chunk in the running pass comes first, then a lagging target.
-    Next comes a divergence found by the last finished pass, which stays
-    until a new pass has checked the table again.
+    A divergence comes first. While a pass runs, the diverged chunks of the
+    last finished pass stay, joined with those the running pass has found so
+    far, until the running pass finishes. A lagging target comes next.
     """
     current = pass_view(state) if state.running else None
     last = state.last_pass
+    last_diverged = last is not None and last["state"] == DIVERGED
+    if current and last_diverged:
+        return DIVERGED, joined(last, current)
     if current and current["diverged"]:
         return DIVERGED, current
     if outcome.behind or (outcome.paused and outcome.paused_by == LAG):
         return BEHIND, current or last or pass_view(state)
-    if current and last and last["state"] == DIVERGED:
-        return DIVERGED, last
     if current or last is None:
         return IN_PROGRESS, current or pass_view(state)
     return last["state"], last
+
+
+def joined(last: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
+    """Return ``last`` with the running pass's diverged chunks and differences
+    added, one per key range and one per key, the running pass's entry winning.
+    """
+    chunks = {
+        json.dumps(entry["chunk"], sort_keys=True, default=str): entry
+        for entry in [*last["diverged"], *current["diverged"]]
+    }
+    differences = {
+        json.dumps(difference["key"], sort_keys=True, default=str): difference
+        for difference in [*last["differences"], *current["differences"]]
+    }
+    return last | {
+        "diverged": list(chunks.values()),
+        "differences": list(differences.values()),
+    }
 
 
 def table_result(table: Table, state: PassState, outcome: Outcome) -> Result:
@@ -77,6 +102,11 @@ def table_result(table: Table, state: PassState, outcome: Outcome) -> Result:
     stale = name != DIVERGED and now - since > outcome.stale_after
     status = Status.WARNING if stale else STATUS_OF_STATE[name]
     message = describe(name, summary, state, outcome)
+    if name == IN_PROGRESS and not outcome.resumable:
+        # No later run finishes this pass, so "no difference so far" is no
+        # result. An OK here would pass a one-shot check of a changed table.
+        status = Status.worst([status, Status.UNKNOWN])
+        message = unfinished_text(state, outcome)
     if outcome.whole_table:
         message = f"{outcome.whole_table}, so the whole table is compared: {message}"
     if stale:
@@ -92,8 +122,8 @@ def table_result(table: Table, state: PassState, outcome: Outcome) -> Result:
 
 def describe(name: str, summary: dict, state: PassState, outcome: Outcome) -> str:
     if name == MATCH:
-        rows, chunks = summary["rows_checked"], summary["chunks_done"]
-        return f"{rows} rows match in {chunks} chunks"
+        rows = plural(summary["rows_checked"], "row")
+        return f"{rows} match in {plural(summary['chunks_done'], 'chunk')}"
     if name == IN_PROGRESS and outcome.paused:
         return f"{progress_text(state)}; paused: {outcome.paused}"
     if name == IN_PROGRESS:
@@ -108,33 +138,63 @@ def describe(name: str, summary: dict, state: PassState, outcome: Outcome) -> st
     if name == IN_FLUX:
         ranges = chunk_list(summary["in_flux"], outcome.key)
         return (
-            f"{len(summary['in_flux'])} chunks changed during every comparison "
-            f"({ranges}); compared again on the next pass"
+            f"{plural(len(summary['in_flux']), 'chunk')} changed during every "
+            f"comparison ({ranges}); compared again on the next pass"
         )
     return diverged_text(summary, outcome)
 
 
 def diverged_text(summary: dict, outcome: Outcome) -> str:
-    chunks = [entry["chunk"] for entry in summary["diverged"]]
-    ranges = chunk_list(chunks, outcome.key)
+    """Describe a divergence without ever stating fewer differing rows than
+    there are. The listed rows are a lower bound whenever the list reached
+    ``max_differences`` or some diverged chunks were not narrowed to rows.
+    """
+    entries = summary["diverged"]
     if outcome.check == "row_count":
+        ranges = chunk_list([entry["chunk"] for entry in entries], outcome.key)
         return (
-            f"row counts differ in {len(chunks)} key ranges ({ranges}): "
-            f"source {summary['source_rows']} rows, target {summary['target_rows']}"
+            f"row counts differ in {plural(len(entries), 'key range')} ({ranges}): "
+            f"source {plural(summary['source_rows'], 'row')}, "
+            f"target {summary['target_rows']}"
         )
     differences = summary["differences"]
     if not differences:
-        return f"data differs in {len(chunks)} chunks ({ranges})"
+        ranges = chunk_list([entry["chunk"] for entry in entries], outcome.key)
+        return f"data differs in {plural(len(entries), 'chunk')} ({ranges})"
+    unlisted = [entry["chunk"] for entry in entries if not entry.get("localised")]
+    capped = bool(outcome.max_differences) and (
+        len(differences) >= outcome.max_differences
+    )
+    rows = plural(len(differences), "row")
+    counts, keys = kind_counts(differences), key_list(differences)
+    if not unlisted and not capped:
+        return f"data differs in {rows} ({counts}): {keys}"
+    if capped:
+        counts += f", listed up to max_differences = {outcome.max_differences}"
+    text = f"data differs in at least {rows} ({counts}): {keys}"
+    if unlisted:
+        ranges = chunk_list(unlisted, outcome.key)
+        text += (
+            f"; and in {plural(len(unlisted), 'key range')} whose rows are not "
+            f"all listed: {ranges}"
+        )
+    return text
+
+
+def kind_counts(differences: list[dict]) -> str:
+    """Return the differences counted by kind: ``2 changed, 1 missing_on_target``."""
     kinds: dict[str, int] = {}
     for difference in differences:
         kinds[difference["kind"]] = kinds.get(difference["kind"], 0) + 1
-    counts = ", ".join(f"{count} {kind}" for kind, count in sorted(kinds.items()))
+    return ", ".join(f"{count} {kind}" for kind, count in sorted(kinds.items()))
+
+
+def key_list(differences: list[dict]) -> str:
     keys = "; ".join(
         ", ".join(f"{k}={v}" for k, v in difference["key"].items())
         for difference in differences[:SHOWN_KEYS]
     )
-    more = ", ..." if len(differences) > SHOWN_KEYS else ""
-    return f"data differs in {len(differences)} rows ({counts}): {keys}{more}"
+    return keys + (", ..." if len(differences) > SHOWN_KEYS else "")
 
 
 def chunk_list(chunks: list[dict], key: list[str]) -> str:
@@ -142,15 +202,41 @@ def chunk_list(chunks: list[dict], key: list[str]) -> str:
     return "; ".join(summary) + ("; ..." if len(chunks) > SHOWN_KEYS else "")
 
 
+def plural(count: int, noun: str) -> str:
+    """Return the count with the noun in singular or plural: ``1 row``, ``2 rows``."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 def progress_text(state: PassState) -> str:
     done = percent(state)
-    text = f"pass in progress: {state.chunks_done} chunks, {state.rows_checked} rows"
+    text = (
+        f"pass in progress: {plural(state.chunks_done, 'chunk')}, "
+        f"{plural(state.rows_checked, 'row')}"
+    )
     if done is not None:
         text += f", about {done:.0f} %"
     left = eta(state)
     if left is not None:
         text += f", about {left:.0f} s left"
     return text
+
+
+def unfinished_text(state: PassState, outcome: Outcome) -> str:
+    """Describe a pass that stopped unfinished where no later run resumes it."""
+    text = (
+        f"not validated: the pass did not finish within the check's timeout of "
+        f"{outcome.timeout:g} s; it compared {plural(state.chunks_done, 'chunk')}, "
+        f"{plural(state.rows_checked, 'row')}"
+    )
+    done = percent(state)
+    if done is not None:
+        text += f", about {done:.0f} % of the table"
+    if outcome.paused:
+        text += f"; paused: {outcome.paused}"
+    return text + (
+        f"; this run does not resume the pass, so raise checks.{outcome.check}."
+        "timeout or read the daemon's result (encmond run resumes its passes)"
+    )
 
 
 def percent(state: PassState) -> float | None:
