@@ -19,6 +19,7 @@ from encmond.db import Database
 from encmond.model import Check, Result, Status
 from encmond.replication import source_position, wait_for_position
 from encmond.runner import CheckContext
+from encmond.settings import Setting, positive_duration
 
 MATCH = "match"
 DIVERGED = "diverged"
@@ -95,10 +96,29 @@ def table_kinds(db: Database, tables: list[Table]) -> dict[Table, str]:
 
 
 def presence_result(
-    table: Table, source_kind: str | None, target_kind: str | None
+    table: Table,
+    source_kind: str | None,
+    target_kind: str | None,
+    behind: str = "",
+    wait_timeout: float = 0.0,
 ) -> Result | None:
-    """Return the result for a table that is missing or not a base table."""
+    """Return the result for a table that is missing or not a base table.
+
+    ``behind`` is the source position that the target did not reach within
+    ``wait_timeout`` seconds, or "". While it is set, a table found only on
+    the source is UNKNOWN (behind) instead of CRITICAL, because the target
+    may not have applied its CREATE TABLE yet.
+    """
     subject = str(table)
+    if behind and source_kind is not None and target_kind is None:
+        return Result(
+            subject,
+            Status.UNKNOWN,
+            f"table not on the target yet: the target did not apply source "
+            f"position {behind} within {wait_timeout:g} s; looked up again on "
+            "the next run",
+            details={"state": BEHIND, "missing_on": ["target"], "behind": behind},
+        )
     missing = [
         side
         for side, kind in (("source", source_kind), ("target", target_kind))
@@ -125,6 +145,59 @@ def presence_result(
             },
         )
     return None
+
+
+@dataclass
+class Presence:
+    """The TABLE_TYPE of each table found on each side, after any wait.
+
+    ``behind`` is the source position the target did not reach within
+    ``wait_timeout`` seconds, or "" when it reached it or needed no wait.
+    """
+
+    source: dict[Table, str]
+    target: dict[Table, str]
+    behind: str = ""
+    wait_timeout: float = 0.0
+
+    def result(self, table: Table) -> Result | None:
+        """Return the table's result when it is missing or not a base table."""
+        return presence_result(
+            table,
+            self.source.get(table),
+            self.target.get(table),
+            self.behind,
+            self.wait_timeout,
+        )
+
+
+def read_presence(
+    ctx: CheckContext, tables: list[Table], wait_timeout: float
+) -> Presence:
+    """Look the tables up on both sides, waiting for a target that is behind.
+
+    A table created on the source shows on the target only after the target
+    applies the CREATE TABLE. When a table is found only on the source, the
+    target waits (MASTER_GTID_WAIT) up to ``wait_timeout`` seconds for the
+    source position read after the lookup, and looks those tables up again.
+    A table still not there after the wait is missing on the target.
+    """
+    source_kinds, target_kinds = ctx.parallel(
+        lambda: table_kinds(ctx.source, tables),
+        lambda: table_kinds(ctx.target, tables),
+    )
+    presence = Presence(source_kinds, target_kinds, wait_timeout=wait_timeout)
+    late = [
+        table for table in tables if table in source_kinds and table not in target_kinds
+    ]
+    if not late:
+        return presence
+    position = source_position(ctx.source)
+    if wait_for_position(ctx.target, position, wait_timeout):
+        presence.target.update(table_kinds(ctx.target, late))
+    else:
+        presence.behind = position
+    return presence
 
 
 def comparison_result(
@@ -173,19 +246,23 @@ class TableCheck(Check):
     Subclasses implement ``compare_table``; a table missing on either side, or
     not a base table, gets its own result without reaching it. Their alerts
     are inhibited while replication is stopped or a server is down.
+    Subclasses that declare options keep ``TableCheck.options`` among them.
     """
 
     replication_dependent = True
+    options = {
+        "wait_timeout": Setting(
+            positive_duration,
+            60.0,
+            "how long a table found only on the source waits for the target "
+            "to reach the source position",
+        ),
+    }
 
     def run(self, ctx: CheckContext):
-        source_kinds, target_kinds = ctx.parallel(
-            lambda: table_kinds(ctx.source, ctx.tables),
-            lambda: table_kinds(ctx.target, ctx.tables),
-        )
+        presence = read_presence(ctx, ctx.tables, self.settings["wait_timeout"])
         for table in ctx.tables:
-            problem = presence_result(
-                table, source_kinds.get(table), target_kinds.get(table)
-            )
+            problem = presence.result(table)
             if problem is not None:
                 yield problem
                 continue

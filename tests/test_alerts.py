@@ -258,6 +258,54 @@ def test_source_down_inhibits_targets(build):
     assert monitor.store.pending_count("log") == 1
 
 
+def test_target_down_inhibits_run_alert(build):
+    """A failed run of a check that is not replication dependent is
+    inhibited on the down target only, and judged afresh after it is up."""
+    server = {"host": "127.0.0.1", "port": 9, "user": "encmond"}
+    monitor = build(target=None, targets={"replica": server, "replica2": server})
+    alerts, store = monitor.alerts, monitor.store
+    failed = "check failed: errant_writes timed out after 60 s"
+    down = result("connection", "replica", Status.CRITICAL, NOW, "replica")
+    assert events(alerts.process([down], NOW)) == ["firing"]
+    runs = [
+        result("errant_writes", "run", Status.WARNING, NOW + 60, name, failed)
+        for name in ("replica", "replica2")
+    ]
+    alerts.process(runs, NOW + 60)
+    held = {a.server: a for a in store.alerts() if a.check == "errant_writes"}
+    assert held["replica"].state == "firing"
+    assert held["replica"].inhibited_by == "connection/replica/replica"
+    assert held["replica"].notified_at is None
+    assert held["replica"].to_dict()["inhibited"] is True
+    assert "inhibited" in [e["event"] for e in store.alert_events(held["replica"].id)]
+    assert held["replica2"].inhibited_by is None
+    assert held["replica2"].notified_at is not None
+    assert store.pending_count("log") == 2
+
+    up = result("connection", "replica", Status.OK, NOW + 120, "replica")
+    alerts.process([up], NOW + 120)
+    rechecked = {a.server: a for a in store.alerts() if a.check == "errant_writes"}
+    assert rechecked["replica"].state == "pending"
+    assert rechecked["replica"].inhibited_by is None
+    assert rechecked["replica"].pending_since == NOW + 120
+    assert store.pending_count("log") == 3
+    ok = result("errant_writes", "run", Status.OK, NOW + 180, "replica", "check runs")
+    assert events(alerts.process([ok], NOW + 180)) == ["dropped"]
+    assert store.pending_count("log") == 3
+
+
+def test_replication_stopped_keeps_run_alert(build):
+    """A stopped replication inhibits no "run" alert of an independent check."""
+    monitor = build()
+    alerts, store = monitor.alerts, monitor.store
+    alerts.process([stopped_result(NOW)], NOW)
+    failed = "check failed: replication_filters timed out after 60 s"
+    run = result("replication_filters", "run", Status.WARNING, NOW + 60, message=failed)
+    alerts.process([run], NOW + 60)
+    [alert] = [a for a in store.alerts() if a.check == "replication_filters"]
+    assert alert.inhibited_by is None
+
+
 def test_replication_stopped_one_critical(build):
     monitor = build(checks={"replica_lag": {"for": "10s"}})
     alerts, store = monitor.alerts, monitor.store

@@ -142,3 +142,23 @@ def test_schema_missing_table(write_config, schema):
     result = find(results_of(path, ["schema"]), "schema", f"{schema}.absent")
     assert result.status is Status.CRITICAL
     assert result.message == "table missing on the source and target"
+
+
+def test_schema_new_table_behind(pair, write_config, schema):
+    """A table created on the source while the target's SQL thread is stopped
+    is behind, not missing, and has the same definition once applied."""
+    table = f"{schema}.fresh"
+    path = write_config(tables=[table], checks={"schema": {"wait_timeout": "1s"}})
+    pair.target.execute_unlogged("STOP SLAVE SQL_THREAD")
+    try:
+        pair.source.execute(f"CREATE TABLE {table} (id INT PRIMARY KEY)")
+        behind = find(results_of(path, ["schema"]), "schema", table)
+    finally:
+        pair.target.execute_unlogged("START SLAVE SQL_THREAD")
+        pair.wait_caught_up()
+    caught_up = find(results_of(path, ["schema"]), "schema", table)
+    assert behind.status is Status.UNKNOWN, behind.message
+    assert behind.details["state"] == "behind"
+    assert behind.details["missing_on"] == ["target"]
+    assert behind.message.startswith("table not on the target yet")
+    assert caught_up.status is Status.OK, caught_up.message

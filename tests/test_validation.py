@@ -284,6 +284,57 @@ def test_missing_table_state(pair, write_config, schema):
     assert result.details["differences"] == []
 
 
+def test_new_table_behind_not_missing(pair, write_config, schema):
+    """A table created on the source while the target's SQL thread is stopped
+    is behind, not missing, and matches once the target applies it."""
+    table = f"{schema}.fresh"
+    checks = ("checksum", "row_count")
+    pair.target.execute_unlogged("STOP SLAVE SQL_THREAD")
+    try:
+        pair.source.execute(f"CREATE TABLE {table} (id INT PRIMARY KEY)")
+        pair.source.execute(f"INSERT INTO {table} VALUES (1), (2), (3)")
+        behind = {
+            check: check_table(write_config, table, only=check, wait_timeout="1s")
+            for check in checks
+        }
+    finally:
+        pair.target.execute_unlogged("START SLAVE SQL_THREAD")
+        pair.wait_caught_up()
+    caught_up = {
+        check: check_table(write_config, table, only=check) for check in checks
+    }
+    for check in checks:
+        result = behind[check]
+        assert result.status is Status.UNKNOWN, f"{check}: {result.message}"
+        assert result.details["state"] == "behind", check
+        assert result.details["missing_on"] == ["target"], check
+        assert result.details["behind"], check
+        assert result.message.startswith("table not on the target yet"), check
+        assert caught_up[check].status is Status.OK, caught_up[check].message
+        assert caught_up[check].details["state"] == "match", check
+
+
+def test_new_table_waits_for_delay(pair, write_config, schema):
+    """A table created on the source reaches a target with MASTER_DELAY = 2
+    within wait_timeout, so the first run compares it."""
+    table = f"{schema}.fresh"
+    pair.target.execute_unlogged(
+        "STOP SLAVE", "CHANGE MASTER TO MASTER_DELAY = 2", "START SLAVE"
+    )
+    try:
+        pair.source.execute(f"CREATE TABLE {table} (id INT PRIMARY KEY)")
+        pair.source.execute(f"INSERT INTO {table} VALUES (1), (2), (3)")
+        result = check_table(write_config, table, only="row_count", wait_timeout="30s")
+    finally:
+        pair.target.execute_unlogged(
+            "STOP SLAVE", "CHANGE MASTER TO MASTER_DELAY = 0", "START SLAVE"
+        )
+        pair.wait_caught_up()
+    assert result.status is Status.OK, result.message
+    assert result.details["state"] == "match"
+    assert result.metrics["target_rows"] == 3
+
+
 def test_columns_differ_not_comparable(pair, write_config, items):
     on_target(pair, f"ALTER TABLE {items} ADD COLUMN extra INT")
     result = check_table(write_config, items)

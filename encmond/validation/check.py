@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from encmond.compare import presence_result, table_kinds
+from encmond.compare import read_presence
 from encmond.config import Table
 from encmond.model import Check, Result, Status
 from encmond.runner import CheckContext
@@ -87,14 +87,15 @@ class ValidationCheck(Check):
         # One instance runs for every target, possibly at the same time, so
         # the deadline of one run is passed along instead of kept on self.
         run = Run(time.monotonic() + self.settings["timeout"] * RUN_SHARE)
-        source_kinds, target_kinds = ctx.parallel(
-            lambda: table_kinds(ctx.source, ctx.tables),
-            lambda: table_kinds(ctx.target, ctx.tables),
+        # A table found only on the source waits for the target once per run,
+        # with the check's wait_timeout (not a per-table override), and never
+        # past the run's deadline.
+        wait_timeout = min(
+            self.settings["wait_timeout"], max(0.0, run.deadline - time.monotonic())
         )
+        presence = read_presence(ctx, ctx.tables, wait_timeout)
         for table in self.ordered(ctx):
-            problem = presence_result(
-                table, source_kinds.get(table), target_kinds.get(table)
-            )
+            problem = presence.result(table)
             if problem is None:
                 yield self.compare_table(ctx, table, run)
                 continue

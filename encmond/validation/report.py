@@ -1,9 +1,10 @@
 """Turning a table's PassState into the Result that a check returns.
 
 ``details["state"]`` is one of match, in_progress, in_flux, diverged and
-behind here (missing and not_comparable come from the table lookup before a
-pass). ``details["last_clean_pass"]`` is the epoch time at which the last
-pass without a diverged or changing chunk finished, or None.
+behind here. The table lookup before a pass gives missing, not_comparable,
+and behind for a table not on the target yet. ``details["last_clean_pass"]``
+is the epoch time at which the last pass without a diverged or changing chunk
+finished, or None.
 """
 
 from __future__ import annotations

@@ -2,9 +2,9 @@
 
 Columns (position, type, nullability, default, character set, collation,
 extra), indexes, foreign keys, engine and table collation are compared.
-Encryption table options are meant to differ, so they are left out. A difference
-seen while the target is behind is compared again once it has applied the
-source's position.
+Encryption table options are meant to differ, so they are left out. A difference,
+or a table not on the target yet, seen while the target is behind is compared
+again once it has applied the source's position.
 """
 
 from __future__ import annotations
@@ -41,12 +41,24 @@ class Schema(Check):
                 str(table),
                 comparison.source[str(table)],
                 comparison.target[str(table)],
-                comparison.state,
+                comparison,
             )
             for table in ctx.tables
         ]
 
-    def table_result(self, subject, source, target, state) -> Result:
+    def table_result(self, subject, source, target, comparison) -> Result:
+        state = comparison.state
+        if state == BEHIND and source is not None and target is None:
+            return Result(
+                subject,
+                Status.UNKNOWN,
+                f"table not on the target yet: the target did not apply source "
+                f"position {comparison.position} within "
+                f"{self.settings['wait_timeout']:g} s; compared again on the "
+                "next run",
+                {"differences": None},
+                {"state": BEHIND, "missing_on": ["target"]},
+            )
         missing = [
             side
             for side, found in (("source", source), ("target", target))
