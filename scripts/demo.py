@@ -82,6 +82,8 @@ def main() -> int:
         for statement in SCHEMA:
             pair.source.execute(statement)
         pair.wait_caught_up()
+        # As on a migration target: only replication writes to it.
+        pair.target.execute("SET GLOBAL read_only = ON")
         loader = threading.Thread(target=write_load, args=(pair.source, stop))
         loader.start()
         port = web_port()
