@@ -287,7 +287,10 @@ class AlertManager:
             self.silences.append(silence)
             self.finish(Batch(), now or time.time())
         log.info(
-            "%s created by %s until %s", silence, silence.created_by, silence.ends_at
+            "%s created by %s until %s",
+            silence,
+            silence.created_by,
+            time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(silence.ends_at)),
         )
         return silence
 

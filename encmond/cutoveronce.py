@@ -6,6 +6,7 @@ daemon's database at ``storage.path`` when it exists; it is only read.
 
 from __future__ import annotations
 
+import copy
 import time
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,11 @@ def run_cutover(
     if "cutover" not in plugins.checks:
         raise ConfigError("the cutover plugin is not loaded", key="plugins")
     only = [*plugins.checks["cutover"].depends_on, "cutover"]
+    if targets:
+        # Other targets are not judged, so they are not connected to either:
+        # a down one would only delay the verdict by its connection retries.
+        config = copy.copy(config)
+        config.targets = {name: config.targets[name] for name in targets}
     storage = config.storage["path"]
     state = State.open(storage)
     try:

@@ -9,6 +9,7 @@ operator's attestation can vouch for it, and it is recorded as such.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -173,6 +174,7 @@ def read_tablespaces(db: Database) -> list[Tablespace] | None:
     for space, name in sorted(names.items()):
         if name == "innodb_temporary":
             continue
+        name = decode_file_name(name)
         row = by_space.get(space, {})
         result.append(
             Tablespace(
@@ -185,6 +187,19 @@ def read_tablespaces(db: Database) -> list[Tablespace] | None:
             )
         )
     return result
+
+
+FILE_NAME_ESCAPE = re.compile(r"@([0-9a-f]{4})")
+
+
+def decode_file_name(name: str) -> str:
+    """Return a tablespace name with MariaDB's @XXXX escapes decoded.
+
+    InnoDB names a tablespace by its file name, in which a character other
+    than a letter, digit or underscore of ASCII is ``@`` and four hex digits
+    (``<`` is ``@003c``). Other escapes, for accented letters, stay as they are.
+    """
+    return FILE_NAME_ESCAPE.sub(lambda match: chr(int(match.group(1), 16)), name)
 
 
 def opted_out_tables(db: Database) -> set[str]:

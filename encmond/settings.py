@@ -199,6 +199,15 @@ def http_url(value: Any) -> str:
             "expected an http:// or https:// URL with a host, got "
             f"{describe(redact_url(text))}"
         )
+    if "@" in parts.netloc:
+        # urllib sends no Authorization header for user:password@ and looks
+        # the whole "user:password@host" up as a host name, in DNS.
+        raise ValueError(
+            "credentials in the URL (user:password@host) are not supported, "
+            "because they would never be sent as HTTP authentication: remove "
+            "them, and give the webhook notifier an Authorization header in "
+            f"'headers' instead; got {describe(redact_url(text))}"
+        )
     return text
 
 

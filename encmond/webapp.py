@@ -139,7 +139,11 @@ def make_app(monitor: Monitor) -> bottle.Bottle:
 
     cutover_api.install(app, monitor)
     validation_web.install(app, monitor)
-    webauth.install(app, webauth.TokenAuth(lambda: monitor.config.web.auth_token))
+    webauth.install(
+        app,
+        webauth.TokenAuth(lambda: monitor.config.web.auth_token),
+        lambda: monitor.config.web,
+    )
     prometheus.install(app, monitor)
     openapi.install(app, monitor)
     return app

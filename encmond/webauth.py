@@ -114,8 +114,71 @@ def foreign_origin(environ: dict) -> bool:
     return origin_port != host_port
 
 
-def websocket_refusal(environ: dict, auth: TokenAuth) -> Refusal | None:
+LOOPBACK_NAMES = {"localhost", "localhost.localdomain"}
+
+
+def is_loopback_name(host: str) -> bool:
+    """Return whether ``host`` is a loopback address or localhost, without DNS."""
+    if host.lower() in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def foreign_host(environ: dict, web: WebConfig) -> str | None:
+    """Return the refusal message for a ``Host`` header that is not loopback.
+
+    It applies only while encmond listens on loopback without a token. A web
+    page can then reach it through DNS rebinding: the page's own name,
+    resolved again to 127.0.0.1, passes the browser's same-origin rule, but
+    its requests still carry that name in ``Host``.
+    """
+    if web.auth_token is not None or not web.host or not is_loopback_name(web.host):
+        return None
+    header = environ.get("HTTP_HOST")
+    if not header:
+        return None
+    try:
+        name = urllib.parse.urlsplit("//" + header).hostname or ""
+    except ValueError:
+        name = ""
+    if is_loopback_name(name) or name == web.host:
+        return None
+    return (
+        f"Host {header!r} is not a loopback name: while encmond listens on "
+        f"{web.host} without web.auth_token_file, it answers only requests to "
+        f"http://{web.host}:{web.port}/ or localhost"
+    )
+
+
+class HostPlugin:
+    """Bottle plugin: answer 403 to requests with a foreign ``Host`` header."""
+
+    name = "encmond_host"
+    api = 2
+
+    def __init__(self, web: Callable[[], WebConfig]) -> None:
+        self.web = web
+
+    def apply(self, callback: Callable, route: bottle.Route) -> Callable:
+        def wrapper(*args, **kwargs):
+            refusal = foreign_host(bottle.request.environ, self.web())
+            if refusal is not None:
+                return error_response(403, refusal)
+            return callback(*args, **kwargs)
+
+        return wrapper
+
+
+def websocket_refusal(
+    environ: dict, auth: TokenAuth, web: Callable[[], WebConfig]
+) -> Refusal | None:
     """Return (status, message) when a WebSocket request must be refused."""
+    host_refusal = foreign_host(environ, web())
+    if host_refusal is not None:
+        return 403, host_refusal
     if not auth.accepts(environ, websocket=True):
         return 401, UNAUTHORIZED
     if foreign_origin(environ):
@@ -163,13 +226,17 @@ class AuthPlugin:
         return wrapper
 
 
-def install(app: bottle.Bottle, auth: TokenAuth) -> None:
-    """Add the token check to ``app`` and the hooks its server's handler calls."""
+def install(app: bottle.Bottle, auth: TokenAuth, web: Callable[[], WebConfig]) -> None:
+    """Add the Host and token checks to ``app`` and the hooks its server calls.
+
+    ``web`` returns the web configuration in force, read per request.
+    """
     app.install(AuthPlugin(auth))
+    app.install(HostPlugin(web))
     # gevent-websocket calls app_protocol to select a subprotocol, and
     # encmond.webserver.RequestHandler calls websocket_refusal before upgrading.
     app.app_protocol = lambda path: WS_PROTOCOL if path == WS_PATH else None
-    app.websocket_refusal = lambda environ: websocket_refusal(environ, auth)
+    app.websocket_refusal = lambda environ: websocket_refusal(environ, auth, web)
 
 
 def warn_if_exposed(web: WebConfig) -> None:

@@ -314,6 +314,17 @@ def test_empty_password_file_rejected(write, tmp_path):
     assert "is empty" in str(error)
 
 
+def test_url_credentials_rejected(write):
+    text = BASE.replace(
+        "  - {type: log}",
+        "  - {type: webhook, url: 'http://admin:Hunter22@127.0.0.1:9093/hook'}",
+    )
+    error = error_of(write(text))
+    assert error.key == "notifiers.0.url"
+    assert "credentials in the URL" in str(error)
+    assert "Hunter22" not in str(error)
+
+
 def test_password_list_masked(write):
     error = error_of(
         write(BASE.replace("password: source-secret", "password: [LEAKpw1]"))

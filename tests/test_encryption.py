@@ -38,20 +38,21 @@ def test_target_encrypted_source_not(write_config):
 
 def test_encrypted_no_table_reported(pair, write_config, schema):
     pair.target.execute_unlogged(
-        f"CREATE TABLE {schema}.plain (id INT PRIMARY KEY) ENCRYPTED=NO"
+        f"CREATE TABLE {schema}.`plain-data` (id INT PRIMARY KEY) ENCRYPTED=NO"
     )
     try:
         result = find(encryption(write_config()), "encryption", "at_rest", "target")
     finally:
-        pair.target.execute_unlogged(f"DROP TABLE {schema}.plain")
+        pair.target.execute_unlogged(f"DROP TABLE {schema}.`plain-data`")
 
     assert result.status is Status.CRITICAL
     assert result.details["verdict"] == "unencrypted"
     assert result.metrics["encrypted_share"] < 1.0
-    assert f"{schema}/plain" in result.message
+    # InnoDB names the file plain@002ddata; the message names the table.
+    assert f"{schema}/plain-data" in result.message
     listed = result.details["unencrypted_tablespaces"]
     assert listed == [
-        {"name": f"{schema}/plain", "encrypted_no": True, "pending": False}
+        {"name": f"{schema}/plain-data", "encrypted_no": True, "pending": False}
     ]
 
 

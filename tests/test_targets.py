@@ -18,6 +18,8 @@ from playwright.sync_api import expect
 
 from browser import screenshot
 from daemon_process import wait_for
+from encmond.cutoveronce import run_cutover
+from encmond.loading import load
 
 pytestmark = pytest.mark.slow
 
@@ -190,3 +192,21 @@ def newer_lag_result(encmond, target: str, after: float) -> float | None:
     if result and result["time"] > after:
         return result["time"]
     return None
+
+
+def test_cutover_one_target_skips_other(trio, tmp_path):
+    config = trio.encmond_config(
+        storage={"path": str(tmp_path / "none.db")}, plugins={"dirs": []}, tables=[]
+    )
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    config, plugins = load(str(path))
+    replica = trio.targets["replica"]
+    replica.kill()
+    try:
+        report = run_cutover(config, plugins, ["target"])
+    finally:
+        replica.start()
+    trio.wait_caught_up()
+    assert list(report["targets"]) == ["target"]
+    assert "replica" not in {result["server"] for result in report["results"]}

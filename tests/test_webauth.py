@@ -121,3 +121,28 @@ def test_token_change_on_reload(write_config, daemon, tmp_path):
         message="the token from the reloaded configuration was not accepted",
     )
     assert encmond.get("/api/metrics", first)[0] == 401
+
+
+def test_foreign_host_refused_without_token(write_config, daemon):
+    """A DNS-rebinding page reaches 127.0.0.1 with its own name in Host."""
+    encmond = daemon(write_config())
+    port = encmond.url.rsplit(":", 1)[1]
+    evil = {"Host": f"evil.example:{port}"}
+    status, body = encmond.get("/api/health", headers=evil)
+    assert status == 403
+    assert "not a loopback name" in body["error"]
+    assert encmond.get("/api/alerts", headers=evil)[0] == 403
+    assert encmond.get("/api/alerts", headers={"Host": f"localhost:{port}"})[0] == 200
+    assert encmond.get("/api/alerts")[0] == 200
+    url = encmond.url.replace("http", "ws") + "/ws"
+    assert handshake_status(url, host=f"evil.example:{port}") == 403
+    assert handshake_status(url) == 101
+
+
+def test_foreign_host_allowed_with_token(write_config, daemon, tmp_path):
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN + "\n")
+    encmond = daemon(write_config(web={"auth_token_file": str(token_file)}))
+    port = encmond.url.rsplit(":", 1)[1]
+    headers = {"Host": f"monitor.example:{port}", "Authorization": f"Bearer {TOKEN}"}
+    assert encmond.get("/api/alerts", headers=headers)[0] == 200
