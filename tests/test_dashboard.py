@@ -106,8 +106,15 @@ def test_dashboard_reconnects(write_config, daemon, browser):
     page.evaluate("window.notReloaded = true")
     assert encmond.stop() == 0
     expect(page.locator("#live")).to_have_text("reconnecting")
+    # The API is polled every 5 s while the WebSocket is down.
+    stale = page.locator("#stale")
+    expect(stale).to_be_visible(timeout=15_000)
+    expect(stale).to_contain_text("encmond is not answering since")
+    expect(page.locator("#banner")).not_to_contain_text("null")
+    screenshot(page, "dashboard-stale")
     encmond.start()
     expect(page.locator("#live")).to_have_text("live")
+    expect(stale).to_be_hidden(timeout=15_000)
     expect(server_card(page, "target")).to_have_attribute("data-status", "OK")
     assert page.evaluate("window.notReloaded") is True
 

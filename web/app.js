@@ -144,6 +144,7 @@ function applyEvent(event) {
   lastData = Date.now() / 1000;
   if (event.type === "snapshot") {
     applySnapshot(event.metrics, event.alerts);
+    markStale(false);
     if (feedWasDown) for (const chart of sections.charts()) chart.fill();
     feedWasDown = false;
   } else if (event.type === "results") {
@@ -165,9 +166,24 @@ async function poll() {
     const [metrics, alertList] = await Promise.all(
       [fetchJSON("api/metrics"), fetchJSON("api/alerts?limit=100")]);
     applySnapshot(metrics, alertList.alerts);
+    markStale(false);
   } catch (error) {
-    // The daemon is unreachable as well; the last state stays on screen.
+    // The daemon is unreachable as well: the last state stays on screen,
+    // marked as old.
+    markStale(true);
   }
+}
+
+// Grey out the page and say since when, while neither the WebSocket nor the
+// API answers, so that nobody reads an old state as the current one.
+function markStale(stale) {
+  const notice = document.getElementById("stale");
+  if (stale && notice.hidden) {
+    notice.textContent = `encmond is not answering since ${new Date().toLocaleTimeString()}: ` +
+      "the page shows the last state it received.";
+  }
+  notice.hidden = !stale;
+  document.body.classList.toggle("stale", stale);
 }
 
 // Read the live progress of running validation passes, which a run's

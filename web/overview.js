@@ -60,7 +60,8 @@ export function renderBanner(state) {
   const silenced = firing.filter((a) => a.silenced).length;
   if (silenced) flags.push(`${silenced} silenced`);
   banner.dataset.status = status;
-  banner.replaceChildren(
+  // replaceChildren would write a null as the text "null".
+  banner.replaceChildren(...[
     el("div", {className: "headline"}, badge(status), " ", headline,
       flags.length ? el("span", {className: "muted"}, ` (${flags.join(", ")})`) : null),
     firing.length ? el("ul", {className: "worst"}, ...firing.slice(0, 3).map((a) =>
@@ -68,7 +69,8 @@ export function renderBanner(state) {
         `${a.check} on ${a.server}`, a.subject ? ` · ${a.subject}` : "", ": ", a.message))),
     firing.length > 3 ? el("li", {}, el("a", {href: "#alerts"},
       `and ${firing.length - 3} more`)) : null) : null,
-    cutoverSummary(state));
+    cutoverSummary(state),
+  ].filter(Boolean));
 }
 
 function connectionLine(r) {
