@@ -50,7 +50,7 @@ def path_id(name: str) -> dict[str, Any]:
     return {"name": name, "in": "path", "required": True, "schema": {"type": "integer"}}
 
 
-def json_request(properties: dict[str, Any], required: list[str]) -> dict:
+def json_request(properties: dict[str, Any], required: list[str], **extra) -> dict:
     return {
         "required": True,
         "content": {
@@ -59,6 +59,7 @@ def json_request(properties: dict[str, Any], required: list[str]) -> dict:
                     "type": "object",
                     "required": required,
                     "properties": properties,
+                    **extra,
                 }
             }
         },
@@ -79,8 +80,11 @@ STRING = {"type": "string"}
 # Who acts: a non-blank name of at most 200 characters.
 ACTOR = {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "\\S"}
 MATCHER = {"type": "string", "maxLength": 200}
+# A blank matcher counts as missing.
+NON_BLANK = {"type": "string", "pattern": "\\S"}
 COMMENT = {"type": "string", "maxLength": 2000}
 UNAUTHORIZED = {"401": error("web.auth_token_file is set and the token is missing")}
+NOT_JSON = {"415": error("the Content-Type of the body is not application/json")}
 # Epoch seconds, a duration, or an ISO 8601 date with an optional time and
 # offset. JSON Schema patterns are ECMA-262 regexes; this one reads the same
 # in Python's re, which the web app uses to accept exactly these forms.
@@ -294,7 +298,15 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "updated_at": NUMBER,
             "resolved_at": nullable(NUMBER),
             "notified_at": nullable(NUMBER),
-            "notified_severity": nullable({"type": "string", "enum": SEVERITIES}),
+            # A strict validator checks the enum even when nullable allows null,
+            # so the enum lists null itself.
+            "notified_severity": nullable(
+                {
+                    "type": "string",
+                    "enum": [*SEVERITIES, None],
+                    "description": "null until the alert notifies",
+                }
+            ),
             "details": {"type": "object"},
             "fingerprint": STRING,
             "pending_since": nullable(NUMBER),
@@ -494,8 +506,18 @@ PATHS: dict[str, dict[str, Any]] = {
                 query("check", STRING, "check name, when several series match"),
                 query("server", STRING, "server name, when several series match"),
                 query("subject", STRING, "subject, when several series match"),
-                query("since", TIME, f"start; {TIME_HELP}; default: retention ago"),
-                query("until", TIME, f"end; {TIME_HELP}; default: now"),
+                query(
+                    "since",
+                    TIME,
+                    f"start; {TIME_HELP}; default: retention ago. "
+                    "It must be earlier than until.",
+                ),
+                query(
+                    "until",
+                    TIME,
+                    f"end; {TIME_HELP}; default: now. It must be later than "
+                    "since, so since=1h&until=1h is invalid.",
+                ),
                 query(
                     "points",
                     {"type": "integer", "minimum": 1, "maximum": 10000},
@@ -504,7 +526,10 @@ PATHS: dict[str, dict[str, Any]] = {
             ],
             "responses": {
                 "200": json_body(ref("History"), "the buckets that have samples"),
-                "400": error("a parameter is invalid, or several series match"),
+                "400": error(
+                    "a parameter is invalid, until is not later than since, or "
+                    "several series match"
+                ),
                 "404": error("no stored series matches"),
                 **UNAUTHORIZED,
             },
@@ -562,6 +587,7 @@ PATHS: dict[str, dict[str, Any]] = {
                 "400": error("the body is invalid"),
                 "404": error("no alert has this id"),
                 "409": error("the alert is resolved"),
+                **NOT_JSON,
                 **UNAUTHORIZED,
             },
         },
@@ -612,6 +638,9 @@ PATHS: dict[str, dict[str, Any]] = {
         },
         "post": {
             "summary": "Silence the alerts that match check, server and subject",
+            "description": "At least one of check, server and subject must be "
+            "given, and a check or server must be a configured name, because "
+            "the silence would otherwise match nothing.",
             "requestBody": json_request(
                 {
                     "check": MATCHER,
@@ -628,10 +657,18 @@ PATHS: dict[str, dict[str, Any]] = {
                     "comment": COMMENT,
                 },
                 ["duration", "by"],
+                anyOf=[
+                    {"required": [name], "properties": {name: NON_BLANK}}
+                    for name in ("check", "server", "subject")
+                ],
             ),
             "responses": {
                 "201": json_body(ref("Silence"), "the new silence"),
-                "400": error("the body is invalid or matches nothing"),
+                "400": error(
+                    "the body is invalid, has no check, server or subject, or "
+                    "names a check or server that is not configured"
+                ),
+                **NOT_JSON,
                 **UNAUTHORIZED,
             },
         },

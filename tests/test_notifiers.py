@@ -344,3 +344,91 @@ def test_readme_notifier_delivers(build, tmp_path):
     assert request.body.decode() == (
         "[CRITICAL] connection on target: target: down: connection refused"
     )
+
+
+def lag(status):
+    return Result(
+        "shop.orders",
+        status,
+        f"lag: {status.value.lower()}",
+        check="lag",
+        server="target",
+        time=time.time(),
+    )
+
+
+def process(monitor, status):
+    """Apply a lag result now, as the scheduler would; return the number of
+    notifications the Alertmanager notifier delivered."""
+    now = time.time()
+    monitor.alerts.process([lag(status)], now)
+    return monitor.dispatcher.workers["alertmanager"].deliver_due(now)
+
+
+def resend(monitor):
+    """Run the next periodic resend of the Alertmanager notifier at once."""
+    worker = monitor.dispatcher.workers["alertmanager"]
+    worker.resend_due(max(time.time(), worker.next_resend))
+
+
+def active_severities(url: str) -> list[str]:
+    """Return the severity labels of the active Alertmanager alerts of the
+    lag alert on shop.orders."""
+    return sorted(
+        alert["labels"]["severity"]
+        for alert in alertmanager_alerts(url)
+        if alert["labels"]["check"] == "lag"
+        and alert["labels"]["subject"] == "shop.orders"
+        and alert["status"]["state"] == "active"
+    )
+
+
+def wait_for_severities(url: str, expected: list[str]) -> None:
+    try:
+        wait_for(lambda: active_severities(url) == expected, 30)
+    except TimeoutError:
+        pass
+    assert active_severities(url) == expected
+
+
+def test_alertmanager_severity_drop_and_rise(build, tmp_path):
+    with alertmanager(tmp_path / "alertmanager") as url:
+        monitor = build(notifiers=[{"type": "alertmanager", "url": url}])
+        assert process(monitor, Status.CRITICAL) == 1
+        wait_for_severities(url, ["critical"])
+
+        # A drop is not notified, so the resend posts the new label set.
+        assert process(monitor, Status.WARNING) == 0
+        resend(monitor)
+        wait_for_severities(url, ["warning"])
+
+        # Back at the notified severity: no notification either.
+        assert process(monitor, Status.CRITICAL) == 0
+        resend(monitor)
+        wait_for_severities(url, ["critical"])
+
+
+def test_alertmanager_severity_drop_after_restart(build, tmp_path):
+    with alertmanager(tmp_path / "alertmanager") as url:
+        monitor = build(notifiers=[{"type": "alertmanager", "url": url}])
+        assert process(monitor, Status.CRITICAL) == 1
+        wait_for_severities(url, ["critical"])
+
+        # A restarted notifier has no record of its posts, so it falls back
+        # to the notified severity.
+        monitor.dispatcher.workers["alertmanager"].notifier.posted_severity.clear()
+        assert process(monitor, Status.WARNING) == 0
+        resend(monitor)
+        wait_for_severities(url, ["warning"])
+
+
+def test_alertmanager_resolved_after_drop(build, tmp_path):
+    with alertmanager(tmp_path / "alertmanager") as url:
+        monitor = build(notifiers=[{"type": "alertmanager", "url": url}])
+        assert process(monitor, Status.CRITICAL) == 1
+        wait_for_severities(url, ["critical"])
+
+        # No resend between the drop and the resolution.
+        assert process(monitor, Status.WARNING) == 0
+        assert process(monitor, Status.OK) == 1
+        wait_for_severities(url, [])

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 
 from encmond import Notifier, hookimpl
+from encmond.model import Severity
 from encmond.receivers import alert_annotations, alert_labels, post_json, rfc3339
 from encmond.settings import Setting, duration, optional_string, secret_url
 
@@ -38,26 +39,63 @@ class AlertmanagerNotifier(Notifier):
     def __init__(self, settings):
         super().__init__(settings)
         self.resend_interval = settings["resend_interval"]
+        # The severity of the last successful post of each open alert, by
+        # fingerprint. A drop in severity is never notified, so only a resend
+        # posts it, and this record is the only source of the label set that
+        # Alertmanager has. It is updated after the post, so a failed post is
+        # retried with the old label set still to end.
+        self.posted_severity: dict[str, Severity] = {}
 
     def send(self, notification):
         alert = notification.alert
         now = notification.time
+        previous = self.previous_severity(alert, notification.previous_severity)
         if notification.event == "resolved":
-            alerts = [self.posted(alert, alert.resolved_at or now)]
+            ended_at = alert.resolved_at or now
+            self.post(self.with_old_ended(alert, previous, ended_at, ended_at))
+            self.posted_severity.pop(alert.fingerprint, None)
         else:
-            alerts = [self.posted(alert, self.ends_at(now))]
-            previous = notification.previous_severity
-            if previous is not None and previous is not alert.severity:
-                # The severity label changed, so the old label set is another
-                # alert to Alertmanager: end it now.
-                old = self.posted(alert, now)
-                old["labels"]["severity"] = previous.value.lower()
-                alerts.append(old)
-        self.post(alerts)
+            self.post(self.with_old_ended(alert, previous, self.ends_at(now), now))
+            self.posted_severity[alert.fingerprint] = alert.severity
 
     def resend(self, alerts):
-        ends_at = self.ends_at(time.time())
-        self.post([self.posted(alert, ends_at) for alert in alerts])
+        now = time.time()
+        ends_at = self.ends_at(now)
+        posted = []
+        for alert in alerts:
+            previous = self.previous_severity(alert, alert.notified_severity)
+            posted += self.with_old_ended(alert, previous, ends_at, now)
+        self.post(posted)
+        for alert in alerts:
+            self.posted_severity[alert.fingerprint] = alert.severity
+
+    def previous_severity(self, alert, notified: Severity | None) -> Severity | None:
+        """Return the severity of the last successful post of ``alert``.
+
+        ``notified`` is the severity of the alert's last notification, used
+        when there is no record of a post, as after a restart.
+        """
+        # NOTE: after a restart, a label set that only resends posted (a
+        # severity that dropped below the notified one) is not ended when the
+        # severity returns to the notified one. Alertmanager then resolves it
+        # at its own endsAt, ENDS_AFTER_INTERVALS resend intervals later.
+        return self.posted_severity.get(alert.fingerprint, notified)
+
+    def with_old_ended(
+        self,
+        alert,
+        previous: Severity | None,
+        ends_at: float | None,
+        now: float,
+    ) -> list[dict]:
+        """Return ``alert`` to post, and its label set at the ``previous``
+        severity with ``endsAt`` = ``now`` when that severity differs."""
+        alerts = [self.posted(alert, ends_at)]
+        if previous is not None and previous is not alert.severity:
+            old = self.posted(alert, now)
+            old["labels"]["severity"] = previous.value.lower()
+            alerts.append(old)
+        return alerts
 
     def ends_at(self, now: float) -> float | None:
         if self.resend_interval <= 0:
