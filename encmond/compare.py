@@ -95,6 +95,15 @@ def table_kinds(db: Database, tables: list[Table]) -> dict[Table, str]:
     }
 
 
+def not_on_target_yet(position: str, wait_timeout: float) -> str:
+    """Return the message for a table that the lagging target may not have yet."""
+    return (
+        f"table not on the target yet: the target did not apply source "
+        f"position {position} within {wait_timeout:g} s; looked up again on "
+        "the next run"
+    )
+
+
 def presence_result(
     table: Table,
     source_kind: str | None,
@@ -114,9 +123,7 @@ def presence_result(
         return Result(
             subject,
             Status.UNKNOWN,
-            f"table not on the target yet: the target did not apply source "
-            f"position {behind} within {wait_timeout:g} s; looked up again on "
-            "the next run",
+            not_on_target_yet(behind, wait_timeout),
             details={"state": BEHIND, "missing_on": ["target"], "behind": behind},
         )
     missing = [

@@ -57,7 +57,6 @@ class Monitor:
         self.outcome_listeners: list[Callable[[Job, Outcome], None]] = []
         self.databases: dict[str, Database] = {}
         self.config: Config | None = None
-        self.monitored: Callable[[str, str, str], bool] = lambda *key: True
         self.apply(self.prepare(config, plugins))
 
     def prepare(self, config: Config, plugins: Plugins) -> Setup:
@@ -126,28 +125,16 @@ class Monitor:
         self.dispatcher = Dispatcher(
             self.store, setup.notifiers, self.alerts.firing_for
         )
+        self.monitored = monitored_by(setup, removed_tables)
         self.runner.forget(removed_tables)
-        self.retire_unmonitored(removed_tables)
+        self.retire_unmonitored()
         self.retire_outbox(setup.config)
         self.store.set_meta(TABLES_META, sorted(table_names(setup.config)))
         return retired
 
-    def retire_unmonitored(self, removed_tables: set[str]) -> None:
-        """Close the alerts and forget the results of what is no longer configured.
-
-        That is checks now disabled or gone, servers removed, and tables
-        removed since the last configuration, at a reload or since the last
-        start.
-        """
-        checks = {check.name for check in self.checks}
-        servers = set(self.config.servers)
-
-        def monitored(check: str, server: str, subject: str) -> bool:
-            return (
-                check in checks and server in servers and subject not in removed_tables
-            )
-
-        self.monitored = monitored
+    def retire_unmonitored(self) -> None:
+        """Close the alerts and forget the results that ``monitored`` rejects."""
+        monitored = self.monitored
         changes = self.alerts.retire(
             lambda alert: monitored(alert.check, alert.server, alert.subject),
             NO_LONGER_MONITORED,
@@ -233,3 +220,21 @@ class Monitor:
 
 def table_names(config: Config) -> set[str]:
     return {str(table) for table in config.tables}
+
+
+def monitored_by(
+    setup: Setup, removed_tables: set[str]
+) -> Callable[[str, str, str], bool]:
+    """Return whether a (check, server, subject) is still configured in ``setup``.
+
+    Checks now disabled or gone and servers removed are not, and neither are
+    the tables removed since the last configuration, at a reload or since the
+    last start.
+    """
+    checks = {check.name for check in setup.checks}
+    servers = set(setup.config.servers)
+
+    def monitored(check: str, server: str, subject: str) -> bool:
+        return check in checks and server in servers and subject not in removed_tables
+
+    return monitored

@@ -318,15 +318,15 @@ class Store:
         keys = self.reader.execute(
             "SELECT check_name, server, subject FROM latest"
         ).fetchall()
-        gone = [tuple(key) for key in keys if not keep(*key)]
+        removed = [tuple(key) for key in keys if not keep(*key)]
         with self.transaction() as db:
-            for key in gone:
+            for key in removed:
                 db.execute(
                     "DELETE FROM latest WHERE check_name = ? AND server = ? "
                     "AND subject = ?",
                     key,
                 )
-        return len(gone)
+        return len(removed)
 
     def latest(self) -> list[Result]:
         rows = self.reader.execute(

@@ -154,7 +154,7 @@ def foreign_host(environ: dict, web: WebConfig) -> str | None:
 
 
 class HostPlugin:
-    """Bottle plugin: answer 403 to requests with a foreign ``Host`` header."""
+    """Bottle plugin: reject requests with a foreign ``Host`` header with 403."""
 
     name = "encmond_host"
     api = 2

@@ -272,14 +272,14 @@ def test_target_down_inhibits_run_alert(build):
         for name in ("replica", "replica2")
     ]
     alerts.process(runs, NOW + 60)
-    held = {a.server: a for a in store.alerts() if a.check == "errant_writes"}
-    assert held["replica"].state == "firing"
-    assert held["replica"].inhibited_by == "connection/replica/replica"
-    assert held["replica"].notified_at is None
-    assert held["replica"].to_dict()["inhibited"] is True
-    assert "inhibited" in [e["event"] for e in store.alert_events(held["replica"].id)]
-    assert held["replica2"].inhibited_by is None
-    assert held["replica2"].notified_at is not None
+    errant = {a.server: a for a in store.alerts() if a.check == "errant_writes"}
+    assert errant["replica"].state == "firing"
+    assert errant["replica"].inhibited_by == "connection/replica/replica"
+    assert errant["replica"].notified_at is None
+    assert errant["replica"].to_dict()["inhibited"] is True
+    assert "inhibited" in [e["event"] for e in store.alert_events(errant["replica"].id)]
+    assert errant["replica2"].inhibited_by is None
+    assert errant["replica2"].notified_at is not None
     assert store.pending_count("log") == 2
 
     up = result("connection", "replica", Status.OK, NOW + 120, "replica")

@@ -187,8 +187,8 @@ def test_alerts_have_data(client):
     assert ("checksum", "api.only_source") in found
     assert ("row_count", "api.only_source") in found
     firing = client.get("/api/alerts?state=firing").json()["alerts"]
-    one = client.get(f"/api/alerts/{firing[0]['id']}").json()
-    assert one["events"][0]["event"] == "firing"
+    alert = client.get(f"/api/alerts/{firing[0]['id']}").json()
+    assert alert["events"][0]["event"] == "firing"
 
 
 @pytest.mark.parametrize(

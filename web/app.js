@@ -174,8 +174,8 @@ async function poll() {
   }
 }
 
-// Grey out the page and say since when, while neither the WebSocket nor the
-// API answers, so that nobody reads an old state as the current one.
+// Grey out the page and show since when, while neither the WebSocket nor the
+// API responds, so that an old state is not read as the current one.
 function markStale(stale) {
   const notice = document.getElementById("stale");
   if (stale && notice.hidden) {

@@ -10,7 +10,14 @@ again once it has applied the source's position.
 from __future__ import annotations
 
 from encmond import Check, Result, Status, hookimpl
-from encmond.compare import BEHIND, DIVERGED, MATCH, MISSING, compare
+from encmond.compare import (
+    BEHIND,
+    DIVERGED,
+    MATCH,
+    MISSING,
+    compare,
+    not_on_target_yet,
+)
 from encmond.parity import describe_tables, schema_differences
 from encmond.settings import Setting, positive_duration
 
@@ -52,10 +59,7 @@ class Schema(Check):
             return Result(
                 subject,
                 Status.UNKNOWN,
-                f"table not on the target yet: the target did not apply source "
-                f"position {comparison.position} within "
-                f"{self.settings['wait_timeout']:g} s; compared again on the "
-                "next run",
+                not_on_target_yet(comparison.position, self.settings["wait_timeout"]),
                 {"differences": None},
                 {"state": BEHIND, "missing_on": ["target"]},
             )
